@@ -1,0 +1,262 @@
+"""The driver contract every host backend implements.
+
+A driver manages one hypervisor host. All methods are idempotent where the name says
+``ensure``/``delete``: calling them twice, or after a crash half way, converges. Objects are
+addressed by the entity uuid of the OCCI resource they realise; drivers derive backend names
+from it (:func:`domain_name`, :func:`volume_name`, :func:`network_name`, :func:`bridge_name`).
+
+Errors: every method may raise :class:`~gateway.errors.BackendUnavailable` (host unreachable)
+and :class:`~gateway.errors.BackendError` (anything else, message readable by a person);
+methods on a named object raise :class:`~gateway.errors.BackendNotFound` when it does not
+exist (except ``delete_*``, which succeed quietly), and :class:`~gateway.errors.BackendConflict`
+when the object's state forbids the operation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PowerState(StrEnum):
+    """Observed state of a domain, mapped from the backend through one table per driver."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    MISSING = "missing"
+    CRASHED = "crashed"
+
+
+class StopMethod(StrEnum):
+    GRACEFUL = "graceful"  # ACPI power button, the guest shuts down
+    ACPIOFF = "acpioff"  # same as graceful on libvirt
+    POWEROFF = "poweroff"  # pull the plug
+
+
+class RestartMethod(StrEnum):
+    GRACEFUL = "graceful"  # guest reboot via ACPI
+    WARM = "warm"  # reset
+    COLD = "cold"  # destroy + start
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """A disk of a domain: the volume of an OCCI storage (or the instance root disk)."""
+
+    volume_id: str
+    target_dev: str  # vda, vdb, ...
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """A network interface of a domain."""
+
+    link_id: str
+    network_id: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """Everything a host needs to define a domain for an OCCI compute."""
+
+    id: str
+    name: str
+    cores: int
+    memory_mib: int
+    architecture: str = "x64"
+    root_volume_id: str | None = None  # the cloned os_tpl image, vda
+    disks: tuple[DiskSpec, ...] = ()
+    nics: tuple[NicSpec, ...] = ()
+    config_drive: str | None = None  # path of an ISO attached as a cdrom
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """A volume in the host's pool. ``backing_path`` makes a copy-on-write clone."""
+
+    id: str
+    size_bytes: int
+    backing_path: str | None = None
+    backing_format: str = "qcow2"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network realised on a host: a bridge, optionally tagged, with an address plan."""
+
+    id: str
+    vlan: int | None = None
+    address: str | None = None  # CIDR of the network, e.g. 192.0.2.0/24
+    gateway: str | None = None
+    mode: str = "isolated"  # isolated | nat | bridge
+    bridge_device: str | None = None
+
+
+@dataclass(frozen=True)
+class ComputeInfo:
+    id: str
+    state: PowerState
+    cores: int
+    memory_mib: int
+    disks: tuple[str, ...] = ()  # target devs
+    macs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    id: str
+    path: str
+    capacity_bytes: int
+    allocation_bytes: int
+    format: str
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    id: str
+    active: bool
+    bridge: str
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """Capacity of a host as the hypervisor reports it."""
+
+    name: str
+    cores: int
+    memory_mib: int
+    hypervisor: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def domain_name(compute_id: str) -> str:
+    return f"nimbo-{compute_id}"
+
+
+def volume_name(volume_id: str) -> str:
+    return f"nimbo-{volume_id}.qcow2"
+
+
+def network_name(network_id: str) -> str:
+    return f"nimbo-{network_id}"
+
+
+def bridge_name(network_id: str) -> str:
+    """Linux bridge names are at most 15 characters."""
+    return f"nbr{network_id.replace('-', '')[:10]}"
+
+
+class HostDriver(ABC):
+    """One hypervisor host: its domains, its storage pool and its networks."""
+
+    # --- host -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def host_info(self) -> HostInfo:
+        """Cores and memory of the host."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection. The driver may not be used afterwards."""
+
+    # --- compute --------------------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_compute(self, spec: ComputeSpec) -> ComputeInfo:
+        """Define the domain from ``spec`` (or update a stopped domain's definition) without
+        starting it. Returns its info."""
+
+    @abstractmethod
+    def compute_info(self, compute_id: str) -> ComputeInfo:
+        """Observed state. A domain that does not exist has state ``MISSING`` (no raise)."""
+
+    @abstractmethod
+    def list_computes(self) -> list[ComputeInfo]:
+        """All domains this driver manages on the host (those named by :func:`domain_name`)."""
+
+    @abstractmethod
+    def start_compute(self, compute_id: str) -> ComputeInfo:
+        """Start (or resume a paused) domain. Already running: no-op."""
+
+    @abstractmethod
+    def stop_compute(self, compute_id: str, method: StopMethod) -> ComputeInfo:
+        """Stop the domain. Already stopped: no-op. ``graceful`` waits for the guest to stop
+        within a bounded time, then powers off."""
+
+    @abstractmethod
+    def restart_compute(self, compute_id: str, method: RestartMethod) -> ComputeInfo:
+        """Restart a running domain; BackendConflict if it is not running."""
+
+    @abstractmethod
+    def suspend_compute(self, compute_id: str) -> ComputeInfo:
+        """Pause a running domain; already paused: no-op; stopped: BackendConflict."""
+
+    @abstractmethod
+    def delete_compute(self, compute_id: str) -> None:
+        """Destroy and undefine the domain. Missing: no-op. Disks are not touched."""
+
+    @abstractmethod
+    def attach_disk(self, compute_id: str, disk: DiskSpec) -> None:
+        """Attach live if running, else to the persistent definition. Already attached: no-op."""
+
+    @abstractmethod
+    def detach_disk(self, compute_id: str, target_dev: str) -> None:
+        """Detach live if running, and from the definition. Not attached: no-op."""
+
+    @abstractmethod
+    def attach_nic(self, compute_id: str, nic: NicSpec) -> None:
+        """Attach live if running, else to the definition. Same MAC attached: no-op."""
+
+    @abstractmethod
+    def detach_nic(self, compute_id: str, mac: str) -> None:
+        """Detach by MAC, live and persistent. Not attached: no-op."""
+
+    # --- storage --------------------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_volume(self, spec: VolumeSpec) -> VolumeInfo:
+        """Create the volume in the host's pool (a clone when ``backing_path`` is set). Exists
+        already: returned as is (grown to ``size_bytes`` if smaller)."""
+
+    @abstractmethod
+    def volume_info(self, volume_id: str) -> VolumeInfo:
+        """The volume; BackendNotFound if missing."""
+
+    @abstractmethod
+    def list_volumes(self) -> list[VolumeInfo]:
+        """All volumes this driver manages in its pool."""
+
+    @abstractmethod
+    def resize_volume(self, volume_id: str, size_bytes: int) -> VolumeInfo:
+        """Grow the volume. Shrinking raises BackendConflict."""
+
+    @abstractmethod
+    def delete_volume(self, volume_id: str) -> None:
+        """Delete the volume. Missing: no-op."""
+
+    # --- network --------------------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_network(self, spec: NetworkSpec) -> NetworkInfo:
+        """Define the network (bridge) if missing, and start it. Returns its info."""
+
+    @abstractmethod
+    def network_info(self, network_id: str) -> NetworkInfo:
+        """The network; BackendNotFound if not defined on this host."""
+
+    @abstractmethod
+    def list_networks(self) -> list[NetworkInfo]:
+        """All networks this driver manages on the host."""
+
+    @abstractmethod
+    def set_network_active(self, network_id: str, active: bool) -> NetworkInfo:
+        """Start or stop a defined network."""
+
+    @abstractmethod
+    def delete_network(self, network_id: str) -> None:
+        """Stop and undefine the network. Missing: no-op."""
