@@ -2,7 +2,8 @@
 
 Pure data, no I/O. Renderers turn these into bytes; parsers produce the request forms at the
 bottom of this module (:class:`CategoryRef`, :class:`LinkRequest`, :class:`EntityRequest`,
-:class:`ActionRequest`), which :mod:`occi.validation` checks against a :class:`~occi.registry.Registry`.
+:class:`ActionRequest`), which :mod:`occi.validation` checks against a
+:class:`~occi.registry.Registry`.
 """
 
 from __future__ import annotations

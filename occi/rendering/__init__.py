@@ -74,7 +74,9 @@ class Parser(Protocol):
     def locations(self, body: bytes, headers: HeaderList) -> list[str]:
         """Entity locations for mixin-collection membership (``X-OCCI-Location``, uri-list)."""
 
-    def filters(self, body: bytes, headers: HeaderList) -> tuple[list[CategoryRef], dict[str, object]]:
+    def filters(
+        self, body: bytes, headers: HeaderList
+    ) -> tuple[list[CategoryRef], dict[str, object]]:
         """Collection filters: categories and attribute values."""
 
 
