@@ -18,6 +18,7 @@ unexpected pOCCI version is never patched blindly.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -106,8 +107,8 @@ def apply(pkg: Path, edit: Edit) -> bool:
 
 def verify() -> None:
     """Import every module the suite uses, so a remaining incompatibility fails here."""
-    import pOCCI.CORE  # noqa: F401
-    import pOCCI.pOCCI  # noqa: F401
+    for module in ("pOCCI.CORE", "pOCCI.pOCCI"):
+        importlib.import_module(module)
     from pOCCI import render_text
 
     assert render_text.TextRenderer.reCategory.match("CATEGORY: x")
