@@ -105,6 +105,16 @@ def apply(pkg: Path, edit: Edit) -> bool:
     return True
 
 
+def drop_bytecode(pkg: Path, module: str) -> None:
+    """Remove cached bytecode of an edited module.
+
+    The edits keep each file's size, and pip byte-compiles the package in the same second as
+    the install, so Python's mtime+size check could keep running the unpatched bytecode.
+    """
+    for cached in (pkg / "__pycache__").glob(Path(module).stem + ".*.pyc"):
+        cached.unlink()
+
+
 def verify() -> None:
     """Import every module the suite uses, so a remaining incompatibility fails here."""
     for module in ("pOCCI.CORE", "pOCCI.pOCCI"):
@@ -122,6 +132,8 @@ def main() -> int:
         if version != EXPECTED_VERSION:
             raise PatchError(f"pOCCI {version} installed, these edits are for {EXPECTED_VERSION}")
         changed = [f"{edit.module}: {edit.old}" for edit in EDITS if apply(pkg, edit)]
+        for module in {edit.module for edit in EDITS}:
+            drop_bytecode(pkg, module)
         verify()
     except PatchError as exc:
         print(f"patch_pocci: {exc}", file=sys.stderr)
