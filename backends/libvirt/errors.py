@@ -65,8 +65,7 @@ def translated(action: str, *, connecting: bool = False) -> Iterator[None]:
     try:
         yield
     except libvirt.libvirtError as exc:
-        message = exc.get_error_message() or str(exc)
-        raise classify(exc, connecting=connecting)(f"{action}: {message}") from exc
+        raise classify(exc, connecting=connecting)(f"{action}: {exc}") from exc
 
 
 def is_unsupported(exc: BaseException) -> bool:
