@@ -146,8 +146,6 @@ STORAGELINK = Kind(INFRA, "storagelink", "StorageLink Link", parent=LINK, locati
 OS_TPL = Mixin(INFRA, "os_tpl", "OS Template", applies=(COMPUTE,))
 RESOURCE_TPL = Mixin(INFRA, "resource_tpl", "Resource Template", applies=(COMPUTE,))
 
-_B64 = r"[A-Za-z0-9+/=\s]*"
-
 SSH_KEY = Mixin(CREDENTIALS, "ssh_key", "SSH public key credentials", applies=(COMPUTE,),
     attributes=(A("occi.credentials.ssh.publickey", T.STRING, required=True, mutable=False,
                   description="OpenSSH public key line"),))
@@ -165,7 +163,7 @@ OS_PUBLIC_KEY = Mixin(OPENSTACK_CREDENTIALS, "public_key", "Public key (EGI/Open
 OS_USER_DATA = Mixin(OPENSTACK_COMPUTE, "user_data", "User data (EGI/OpenStack)",
     applies=(COMPUTE,),
     attributes=(A("org.openstack.compute.user_data", T.STRING, required=True, mutable=False,
-                  pattern=_B64, description="Base64-encoded user data"),))
+                  description="Base64-encoded user data"),))
 
 KINDS: tuple[Kind, ...] = (
     ENTITY, RESOURCE, LINK, COMPUTE, STORAGE, NETWORK, NETWORKINTERFACE, STORAGELINK)

@@ -1,0 +1,70 @@
+"""HTTP Basic against local users, with a short in-process cache of successful checks.
+
+scrypt costs tens of milliseconds by design; re-verifying it on every request of a busy
+client would cap the API at a few dozen requests per second per core. A successful check is
+remembered for ``cache_seconds`` as an HMAC of the password under a per-process random key
+(never the password itself); a changed or disabled account takes effect when the entry expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from auth.passwords import DUMMY_HASH, verify_password
+from auth.principal import Principal
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """What the authenticator needs to know of a stored user."""
+
+    name: str
+    password_hash: str
+    is_admin: bool
+    disabled: bool
+
+
+UserLookup = Callable[[str], UserRecord | None]
+
+
+class LocalAuthenticator:
+    """Checks a user name and password against the store's users."""
+
+    def __init__(self, lookup: UserLookup, cache_seconds: float = 30.0) -> None:
+        self._lookup = lookup
+        self._cache_seconds = cache_seconds
+        self._key = os.urandom(32)
+        self._cache: dict[str, tuple[bytes, float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, name: str, password: str) -> Principal | None:
+        tag = hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).digest()
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached and cached[1] > now and hmac.compare_digest(cached[0], tag):
+            return cached[2]
+        principal = self._verify(name, password)
+        if principal is not None:
+            with self._lock:
+                self._cache[name] = (tag, now + self._cache_seconds, principal)
+        return principal
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._cache.pop(name, None)
+
+    def _verify(self, name: str, password: str) -> Principal | None:
+        record = self._lookup(name)
+        if record is None:
+            verify_password(password, DUMMY_HASH)
+            return None
+        if not verify_password(password, record.password_hash) or record.disabled:
+            return None
+        return Principal(name=record.name, display_name=record.name, is_admin=record.is_admin)

@@ -1,0 +1,425 @@
+"""RQ task functions. Each takes ids only, loads what it needs, drives the host's driver and
+writes the outcome back to the store.
+
+Every job is idempotent: drivers' ``ensure_*``/``delete_*`` converge, and an operation that is
+already ``done`` is not run again. A :class:`~gateway.errors.BackendUnavailable` is re-raised
+while RQ has retries left; any other backend error puts the entity in ``error`` with a message a
+person can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rq import get_current_job
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from backends.base import (
+    ComputeInfo,
+    ComputeSpec,
+    DiskSpec,
+    HostDriver,
+    NetworkSpec,
+    NicSpec,
+    PowerState,
+    RestartMethod,
+    StopMethod,
+    VolumeSpec,
+)
+from gateway.errors import BackendError, BackendUnavailable
+from gateway.runtime import current
+from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation, utcnow
+from occi import infrastructure as infra
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+
+COMPUTE_STATES: dict[PowerState, str] = {
+    PowerState.RUNNING: "active",
+    PowerState.STOPPED: "inactive",
+    PowerState.PAUSED: "suspended",
+    PowerState.MISSING: "error",
+    PowerState.CRASHED: "error",
+}
+
+
+# --- bookkeeping ------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """The operation being run and the entity it concerns, as loaded at the start."""
+
+    operation_id: str
+    verb: str
+    params: dict[str, object]
+    entity: EntityRow
+
+
+def _start(entity_id: str, operation_id: str) -> Job | None:
+    """Mark the operation running; None when there is nothing (left) to do."""
+    with current().store.session(write=True) as session:
+        op = session.get(Operation, operation_id)
+        row = session.get(EntityRow, entity_id)
+        if op is None or op.status in ("done", "failed"):
+            return None
+        if row is None:
+            op.status, op.finished_at = "done", utcnow()
+            return None
+        op.status = "running"
+        session.expunge(row)
+        return Job(operation_id, op.verb, dict(op.params or {}), row)
+
+
+def _progress(entity_id: str, message: str) -> None:
+    with current().store.session(write=True) as session:
+        row = session.get(EntityRow, entity_id)
+        if row is not None:
+            row.state_message = message
+
+
+def _finish(job: Job, state: str | None, message: str | None = None,
+            status: str = "done") -> None:
+    with current().store.session(write=True) as session:
+        op = session.get(Operation, job.operation_id)
+        if op is not None:
+            op.status, op.message, op.finished_at = status, message, utcnow()
+        row = session.get(EntityRow, job.entity.id)
+        if row is not None and state is not None:
+            row.state, row.state_message, row.updated_at = state, message, utcnow()
+
+
+def _set_link_states(source_id: str, state: str, message: str | None = None) -> None:
+    with current().store.session(write=True) as session:
+        for link in session.scalars(select(EntityRow).where(EntityRow.source == source_id)):
+            if not link.deleting:
+                link.state, link.state_message = state, message
+
+
+@contextmanager
+def _outcome(job: Job, failure_state: str = "error") -> Iterator[None]:
+    """Translate backend failures into the entity's state; re-raise while RQ may retry."""
+    try:
+        yield
+    except BackendUnavailable as exc:
+        rq_job = get_current_job()
+        if rq_job is not None and (rq_job.retries_left or 0) > 0:
+            _progress(job.entity.id, f"host unreachable, retrying: {exc.message}")
+            raise
+        _finish(job, failure_state, f"{job.verb} failed: host unreachable: {exc.message}",
+                status="failed")
+    except BackendError as exc:
+        log.warning("%s of %s failed: %s", job.verb, job.entity.id, exc.message)
+        _finish(job, failure_state, f"{job.verb} failed: {exc.message}", status="failed")
+
+
+def _driver(job: Job) -> HostDriver:
+    if job.entity.host is None:
+        raise BackendError(f"{job.entity.kind} {job.entity.id} has no host")
+    return current().driver(job.entity.host)
+
+
+# --- specs from rows --------------------------------------------------------------------
+
+
+def network_spec(row: EntityRow) -> NetworkSpec:
+    attrs = row.attributes or {}
+    address = attrs.get("occi.network.address")
+    return NetworkSpec(id=row.id, vlan=attrs.get("occi.network.vlan"),
+                       address=str(address) if address else None,
+                       gateway=attrs.get("occi.network.gateway"),
+                       mode=current().config.network_mode,
+                       bridge_device=current().config.network_bridge_device or None)
+
+
+def volume_spec(row: EntityRow) -> VolumeSpec:
+    size = float((row.attributes or {}).get("occi.storage.size", 1.0))
+    return VolumeSpec(id=row.id, size_bytes=int(size * GIB))
+
+
+def root_volume_id(compute_id: str) -> str:
+    return f"{compute_id}-root"
+
+
+@dataclass
+class ComputePlan:
+    """Everything needed to realise a compute, loaded in one transaction."""
+
+    spec: ComputeSpec
+    networks: list[NetworkSpec]
+    volumes: list[VolumeSpec]
+    root: VolumeSpec | None
+
+
+def _plan(compute_id: str) -> ComputePlan:
+    with current().store.session() as session:
+        row = session.get(EntityRow, compute_id)
+        assert row is not None
+        links = session.scalars(select(EntityRow).where(
+            EntityRow.source == compute_id, EntityRow.deleting.is_(False))).all()
+        targets = {t.id: t for t in session.scalars(select(EntityRow).where(
+            EntityRow.id.in_([link.target_id for link in links if link.target_id])))}
+        mixins = session.scalars(select(EntityMixin.mixin).where(
+            EntityMixin.entity_id == compute_id)).all()
+        image = _image_of(session, mixins)
+        disks, nics, networks, volumes = [], [], [], []
+        for link in links:
+            target = targets.get(link.target_id or "")
+            if target is None:
+                continue
+            attrs = link.attributes or {}
+            if link.kind == infra.STORAGELINK.type_id:
+                disks.append(DiskSpec(volume_id=target.id,
+                                      target_dev=str(attrs["occi.storagelink.deviceid"])))
+                volumes.append(volume_spec(target))
+            else:
+                nics.append(NicSpec(link_id=link.id, network_id=target.id,
+                                    mac=str(attrs["occi.networkinterface.mac"])))
+                networks.append(network_spec(target))
+        root = None
+        if image is not None:
+            root = VolumeSpec(id=root_volume_id(compute_id),
+                              size_bytes=max(image.size_bytes, GIB), backing_path=image.source)
+        attrs = row.attributes or {}
+        spec = ComputeSpec(
+            id=compute_id, name=str(attrs.get("occi.core.title") or compute_id),
+            cores=row.cores, memory_mib=row.memory_mib,
+            architecture=str(attrs.get("occi.compute.architecture", "x64")),
+            root_volume_id=root.id if root else None, disks=tuple(disks), nics=tuple(nics),
+            hostname=attrs.get("occi.compute.hostname"))
+        return ComputePlan(spec, networks, volumes, root)
+
+
+def _image_of(session: Session, mixins: Sequence[str]) -> Image | None:
+    scheme = current().config.template_scheme.rstrip("/") + "/os_tpl#"
+    for type_id in mixins:
+        if type_id.startswith(scheme):
+            return session.get(Image, type_id.removeprefix(scheme))
+    return None
+
+
+# --- compute ----------------------------------------------------------------------------
+
+
+def provision_compute(compute_id: str, operation_id: str) -> None:
+    """Networks, volumes and root disk on the host, then the domain defined and started."""
+    job = _start(compute_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        driver = _driver(job)
+        plan = _plan(compute_id)
+        _progress(compute_id, "preparing networks and disks")
+        for network in plan.networks:
+            driver.ensure_network(network)
+        for volume in plan.volumes:
+            driver.ensure_volume(volume)
+        if plan.root is not None:
+            _progress(compute_id, "cloning image")
+            driver.ensure_volume(plan.root)
+        _progress(compute_id, "defining domain")
+        driver.ensure_compute(plan.spec)
+        _progress(compute_id, "starting")
+        info = driver.start_compute(compute_id)
+        _set_link_states(compute_id, "active")
+        _finish(job, COMPUTE_STATES[info.state])
+
+
+def _run_compute_verb(driver: HostDriver, job: Job) -> ComputeInfo:
+    compute_id = job.entity.id
+    method = str(job.params.get("method") or "")
+    if job.verb == "start":
+        return driver.start_compute(compute_id)
+    if job.verb == "stop":
+        return driver.stop_compute(compute_id, StopMethod(method or "poweroff"))
+    if job.verb == "restart":
+        return driver.restart_compute(compute_id, RestartMethod(method or "warm"))
+    if job.verb == "suspend":
+        return driver.suspend_compute(compute_id)
+    if job.verb == "resize":
+        driver.ensure_compute(_plan(compute_id).spec)
+        return driver.compute_info(compute_id)
+    if job.verb == "save":
+        return _save(driver, job)
+    raise BackendError(f"unknown compute operation {job.verb}")
+
+
+def _save(driver: HostDriver, job: Job) -> ComputeInfo:
+    """Copy the compute's root disk into a new image volume and mark the image ready."""
+    term = str(job.params["image"])
+    compute_id = job.entity.id
+    source = driver.volume_info(root_volume_id(compute_id))
+    copy = driver.ensure_volume(VolumeSpec(id=f"image-{term}", size_bytes=source.capacity_bytes,
+                                           backing_path=source.path))
+    with current().store.session(write=True) as session:
+        image = session.get(Image, term)
+        if image is not None:
+            image.source, image.size_bytes, image.state = copy.path, copy.capacity_bytes, "ready"
+    return driver.compute_info(compute_id)
+
+
+def act_on_compute(compute_id: str, operation_id: str) -> None:
+    """start / stop / restart / suspend / save / resize."""
+    job = _start(compute_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        _progress(compute_id, f"{job.verb} in progress")
+        info = _run_compute_verb(_driver(job), job)
+        _finish(job, COMPUTE_STATES[info.state])
+
+
+def delete_compute(compute_id: str, operation_id: str) -> None:
+    """Domain destroyed and undefined, root disk deleted, rows removed."""
+    job = _start(compute_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        driver = _driver(job)
+        driver.delete_compute(compute_id)
+        driver.delete_volume(root_volume_id(compute_id))
+        _remove_rows(compute_id, job)
+
+
+def _remove_rows(entity_id: str, job: Job) -> None:
+    with current().store.session(write=True) as session:
+        link_ids = session.scalars(select(EntityRow.id).where(
+            (EntityRow.source == entity_id) | (EntityRow.target_id == entity_id))).all()
+        ids = [entity_id, *link_ids]
+        session.execute(delete(Lease).where(Lease.link_id.in_(ids)))
+        session.execute(delete(EntityMixin).where(EntityMixin.entity_id.in_(ids)))
+        session.execute(delete(EntityRow).where(EntityRow.id.in_(ids)))
+        op = session.get(Operation, job.operation_id)
+        if op is not None:
+            op.status, op.finished_at = "done", utcnow()
+
+
+# --- storage ----------------------------------------------------------------------------
+
+
+def provision_storage(storage_id: str, operation_id: str) -> None:
+    job = _start(storage_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        _progress(storage_id, "creating volume")
+        _driver(job).ensure_volume(volume_spec(job.entity))
+        _finish(job, "online")
+
+
+def act_on_storage(storage_id: str, operation_id: str) -> None:
+    """online / offline / resize."""
+    job = _start(storage_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        driver = _driver(job)
+        driver.volume_info(storage_id)
+        if job.verb == "resize":
+            driver.resize_volume(storage_id, volume_spec(job.entity).size_bytes)
+            _finish(job, job.entity.state if job.entity.state != "error" else "online")
+            return
+        _finish(job, "online" if job.verb == "online" else "offline")
+
+
+def delete_storage(storage_id: str, operation_id: str) -> None:
+    job = _start(storage_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        _driver(job).delete_volume(storage_id)
+        _remove_rows(storage_id, job)
+
+
+# --- network ----------------------------------------------------------------------------
+
+
+def provision_network(network_id: str, operation_id: str) -> None:
+    job = _start(network_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        _progress(network_id, "creating bridge")
+        info = _driver(job).ensure_network(network_spec(job.entity))
+        _finish(job, "active" if info.active else "inactive")
+
+
+def act_on_network(network_id: str, operation_id: str) -> None:
+    """up / down."""
+    job = _start(network_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        driver = _driver(job)
+        driver.ensure_network(network_spec(job.entity))
+        info = driver.set_network_active(network_id, job.verb == "up")
+        _finish(job, "active" if info.active else "inactive")
+
+
+def delete_network(network_id: str, operation_id: str) -> None:
+    job = _start(network_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        _driver(job).delete_network(network_id)
+        _remove_rows(network_id, job)
+
+
+# --- links ------------------------------------------------------------------------------
+
+
+def _link_parts(link: EntityRow) -> tuple[EntityRow | None, EntityRow | None]:
+    with current().store.session() as session:
+        return (session.get(EntityRow, link.source or ""),
+                session.get(EntityRow, link.target_id or ""))
+
+
+def attach_link(link_id: str, operation_id: str) -> None:
+    """Hot-plug (running compute) or definition change (stopped) of a disk or an interface."""
+    job = _start(link_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        compute, target = _link_parts(job.entity)
+        if compute is None or target is None:
+            raise BackendError("the link's compute or target no longer exists")
+        driver = current().driver(compute.host or "")
+        attrs = job.entity.attributes or {}
+        if job.entity.kind == infra.STORAGELINK.type_id:
+            driver.ensure_volume(volume_spec(target))
+            driver.attach_disk(compute.id, DiskSpec(
+                volume_id=target.id, target_dev=str(attrs["occi.storagelink.deviceid"])))
+        else:
+            driver.ensure_network(network_spec(target))
+            driver.attach_nic(compute.id, NicSpec(
+                link_id=link_id, network_id=target.id, mac=str(attrs["occi.networkinterface.mac"])))
+        _finish(job, "active")
+
+
+def detach_link(link_id: str, operation_id: str) -> None:
+    job = _start(link_id, operation_id)
+    if job is None:
+        return
+    with _outcome(job):
+        compute, _target = _link_parts(job.entity)
+        attrs = job.entity.attributes or {}
+        if compute is not None and compute.host:
+            driver = current().driver(compute.host)
+            if job.entity.kind == infra.STORAGELINK.type_id:
+                driver.detach_disk(compute.id, str(attrs["occi.storagelink.deviceid"]))
+            else:
+                driver.detach_nic(compute.id, str(attrs["occi.networkinterface.mac"]))
+        _remove_rows(link_id, job)
+
+
+JOBS: dict[str, Callable[[str, str], None]] = {
+    f.__name__: f for f in (
+        provision_compute, act_on_compute, delete_compute, provision_storage, act_on_storage,
+        delete_storage, provision_network, act_on_network, delete_network, attach_link,
+        detach_link)
+}

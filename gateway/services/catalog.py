@@ -1,0 +1,93 @@
+"""The categories a principal sees: infrastructure, provider templates (flavours from the
+configuration, images from the store) and the principal's own user mixins.
+
+A :class:`~occi.registry.Registry` is cached per principal and rebuilt when the store's
+``catalog_version`` changes (bumped by every change of images or user mixins).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from auth.principal import Principal
+from gateway.config import Config
+from gateway.store.db import Store
+from gateway.store.models import Image, Meta, UserMixin
+from occi import infrastructure as infra
+from occi.core import Mixin
+from occi.registry import Flavour, OsImage, Registry, os_template, resource_template
+
+CATALOG_VERSION = "catalog_version"
+
+
+def bump_catalog(session: Session) -> None:
+    """Invalidate every cached registry; call inside the transaction that changed the catalog."""
+    changed = session.execute(
+        update(Meta).where(Meta.key == CATALOG_VERSION).values(value=Meta.value + 1))
+    if not getattr(changed, "rowcount", 0):
+        session.add(Meta(key=CATALOG_VERSION, value=1))
+
+
+def flavours(config: Config) -> list[Flavour]:
+    return [
+        Flavour(term=term, title=str(spec.get("title", term)), cores=int(spec["cores"]),
+                memory=float(spec["memory"]), share=int(spec.get("share", 1)))
+        for term, spec in config.flavours.items()
+    ]
+
+
+class Catalog:
+    """Builds and caches registries."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self._store = store
+        self._config = config
+        self.os_scheme = config.template_scheme.rstrip("/") + "/os_tpl#"
+        self.resource_scheme = config.template_scheme.rstrip("/") + "/resource_tpl#"
+        self._flavour_mixins = [resource_template(f, self.resource_scheme) for f in flavours(config)]
+        self._cache: dict[str, tuple[int, Registry]] = {}
+        self._lock = threading.Lock()
+
+    def registry(self, principal: Principal, session: Session | None = None) -> Registry:
+        if session is None:
+            with self._store.session() as own:
+                return self.registry(principal, own)
+        version = session.scalar(select(Meta.value).where(Meta.key == CATALOG_VERSION)) or 0
+        with self._lock:
+            cached = self._cache.get(principal.name)
+        if cached and cached[0] == version:
+            return cached[1]
+        registry = self._build(principal, session)
+        with self._lock:
+            self._cache[principal.name] = (version, registry)
+        return registry
+
+    def _build(self, principal: Principal, session: Session) -> Registry:
+        images = session.scalars(select(Image).where(
+            or_(Image.owner.is_(None), Image.owner == principal.name,
+                *([Image.owner.is_not(None)] if principal.is_admin else [])))).all()
+        os_mixins = [os_template(OsImage(i.term, i.title or i.term), self.os_scheme) for i in images]
+        query = select(UserMixin)
+        if not principal.is_admin:
+            query = query.where(UserMixin.owner == principal.name)
+        user = [user_mixin(row) for row in session.scalars(query)]
+        return Registry.build(templates=[*self._flavour_mixins, *os_mixins], user_mixins=user)
+
+    def default_flavour(self, registry: Registry) -> Mixin | None:
+        return registry.mixins.get(self.resource_scheme + self._config.default_flavour)
+
+
+def user_mixin(row: UserMixin) -> Mixin:
+    depends = tuple(m for m in (infra_mixin(d) for d in row.depends) if m is not None)
+    return Mixin(row.scheme, row.term, row.title, depends=depends, location=row.location,
+                 user_defined=True, owner=row.owner)
+
+
+def infra_mixin(type_id: str) -> Mixin | None:
+    for mixin in infra.MIXINS:
+        if mixin.type_id == type_id:
+            return mixin
+    return None

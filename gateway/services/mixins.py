@@ -1,0 +1,114 @@
+"""User-defined mixins (tags) through the query interface, and image registration."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from auth.principal import Principal
+from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from gateway.services.catalog import Catalog, bump_catalog
+from gateway.store.db import Store
+from gateway.store.models import EntityMixin, Image, UserMixin
+from occi.core import CategoryRef
+
+RESERVED_SCHEME = "http://schemas.ogf.org/occi/"
+_LOCATION = re.compile(r"^/[A-Za-z0-9._~/-]*/$")
+_TERM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class MixinService:
+    def __init__(self, store: Store, catalog: Catalog) -> None:
+        self.store = store
+        self.catalog = catalog
+
+    def add(self, principal: Principal, refs: Sequence[CategoryRef]) -> None:
+        """Create user mixins; each needs an unused location ending in ``/``."""
+        if not refs:
+            raise InvalidRequest("no mixin in the request")
+        with self.store.session(write=True) as session:
+            registry = self.catalog.registry(principal, session)
+            taken = {c.location for c in registry.categories() if getattr(c, "location", None)}
+            taken |= set(session.scalars(select(UserMixin.location)))
+            for ref in refs:
+                _check_new(ref)
+                assert ref.location is not None
+                if registry.find(ref.type_id) or session.get(UserMixin, ref.type_id):
+                    raise Conflict(f"category {ref.type_id} exists already")
+                if ref.location in taken or ref.location.startswith(("/-/", "/.well-known/")):
+                    raise Conflict(f"location {ref.location} is taken")
+                taken.add(ref.location)
+                session.add(UserMixin(type_id=ref.type_id, scheme=ref.scheme, term=ref.term,
+                                      title=ref.title or "", location=ref.location,
+                                      depends=list(ref.rel), owner=principal.name))
+            bump_catalog(session)
+
+    def remove(self, principal: Principal, refs: Sequence[CategoryRef]) -> None:
+        if not refs:
+            raise InvalidRequest("no mixin in the request")
+        with self.store.session(write=True) as session:
+            registry = self.catalog.registry(principal, session)
+            for ref in refs:
+                row = session.get(UserMixin, ref.type_id)
+                if row is None or (row.owner != principal.name and not principal.is_admin):
+                    if registry.find(ref.type_id) is not None:
+                        raise Forbidden(f"{ref.type_id} is defined by the provider and cannot "
+                                        "be deleted")
+                    raise NotFound(f"no user mixin {ref.type_id}")
+                session.execute(delete(EntityMixin).where(EntityMixin.mixin == ref.type_id))
+                session.delete(row)
+            bump_catalog(session)
+
+
+def _check_new(ref: CategoryRef) -> None:
+    if ref.cls not in (None, "mixin"):
+        raise InvalidRequest(f"only mixins can be added to the query interface, not {ref.cls}")
+    if ref.scheme.startswith(RESERVED_SCHEME):
+        raise InvalidRequest(f"scheme {ref.scheme} is reserved for the OCCI standard")
+    if not ref.scheme.endswith("#") or not _TERM.match(ref.term):
+        raise InvalidRequest(f"{ref.type_id} is not a valid category (scheme must end in '#', "
+                             "term letters, digits, '-', '_' and '.')")
+    if not ref.location:
+        raise InvalidRequest(f"mixin {ref.type_id} needs a location ending in '/'")
+    if not _LOCATION.match(ref.location):
+        raise InvalidRequest(f"location {ref.location} must be a path ending in '/'")
+
+
+def register_image(store: Store, term: str, source: str, *, title: str = "",
+                   checksum: str | None = None, owner: str | None = None) -> Image:
+    """Register an os_tpl image from a local file (checksum verified or computed) or a URL."""
+    if not _TERM.match(term):
+        raise InvalidRequest(f"image name {term!r}: letters, digits, '-', '_' and '.' only")
+    size = 0
+    if "://" not in source:
+        path = Path(source).resolve()
+        if not path.is_file():
+            raise InvalidRequest(f"{path} is not a file")
+        digest, size = _sha256(path)
+        if checksum and checksum.lower() != f"sha256:{digest}":
+            raise InvalidRequest(f"checksum mismatch for {path}: file has sha256:{digest}")
+        checksum, source = f"sha256:{digest}", str(path)
+    elif checksum and not re.fullmatch(r"sha256:[0-9a-fA-F]{64}", checksum):
+        raise InvalidRequest("checksum must be sha256:<64 hex digits>")
+    with store.session(write=True) as session:
+        if session.get(Image, term) is not None:
+            raise Conflict(f"an image named {term} is registered already")
+        image = Image(term=term, title=title or term, source=source, checksum=checksum,
+                      size_bytes=size, owner=owner, state="ready")
+        session.add(image)
+        bump_catalog(session)
+        return image
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

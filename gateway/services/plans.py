@@ -1,0 +1,334 @@
+"""What a create or an update means, kind by kind: rows to write and jobs to enqueue.
+
+Everything here runs inside the caller's write transaction and raises only client errors; the
+caller commits and then enqueues :attr:`Plan.jobs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from auth.principal import Principal
+from gateway import jobs
+from gateway.config import Config
+from gateway.errors import Conflict, InvalidAttribute, InvalidRequest
+from gateway.scheduler import place
+from gateway.services.context import check_context
+from gateway.store.models import EntityMixin, EntityRow, Operation
+from occi import infrastructure as infra
+from occi.core import EntityRequest, Kind, LinkRequest, Mixin
+from occi.registry import Registry
+from occi.validation import (
+    canonical_attributes,
+    check_attributes,
+    definitions,
+    require,
+    resolve_categories,
+    single_template,
+)
+
+MIB_PER_GIB = 1024
+SERVER_SET = ("occi.core.id", "occi.core.source", "occi.core.target")
+_ID = re.compile(r"^(?:urn:uuid:)?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                 r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+
+JobFunc = Callable[[str, str], None]
+
+
+@dataclass
+class Plan:
+    """Rows written by a create and the jobs to enqueue once they are committed."""
+
+    entity: EntityRow
+    jobs: list[tuple[str | None, JobFunc, str, str]] = field(default_factory=list)
+
+
+def parse_id(value: object) -> str:
+    """A client-given ``occi.core.id`` (UUID or ``urn:uuid:`` URN) as a bare lower-case UUID."""
+    match = _ID.match(str(value).strip())
+    if not match:
+        raise InvalidAttribute(f"occi.core.id must be a UUID or urn:uuid URN, not {value!r}")
+    return match.group(1).lower()
+
+
+def location_path(location: str) -> str:
+    """The path of an entity location given as a path or an absolute URL."""
+    return urlparse(location).path if "://" in location else location.split("?", 1)[0]
+
+
+def without_state(kind: Kind, attributes: dict[str, Any]) -> dict[str, Any]:
+    """Drop the server-managed state pair (a client rendering sent back may carry it)."""
+    name = infra.STATE_ATTRIBUTE.get(kind.type_id)
+    if name is None:
+        return attributes
+    return {k: v for k, v in attributes.items() if k not in (name, f"{name}.message")}
+
+
+def operation(session: Session, entity_id: str, verb: str, host: str | None,
+              params: dict[str, Any] | None = None) -> str:
+    op_id = str(uuid.uuid4())
+    session.add(Operation(id=op_id, entity_id=entity_id, verb=verb, params=params or {},
+                          host=host))
+    return op_id
+
+
+def add_mixins(session: Session, entity_id: str, mixins: list[Mixin], start: int = 0) -> None:
+    for position, mixin in enumerate(mixins, start=start):
+        session.add(EntityMixin(entity_id=entity_id, mixin=mixin.type_id, position=position))
+
+
+def owned(session: Session, principal: Principal, path: str, kinds: tuple[Kind, ...]) -> EntityRow:
+    """The live entity at ``path`` of one of ``kinds`` owned by the principal, else a 400."""
+    clean = location_path(path)
+    for kind in kinds:
+        assert kind.location is not None
+        if clean.startswith(kind.location):
+            row = session.get(EntityRow, clean.removeprefix(kind.location))
+            if (row is not None and row.kind == kind.type_id and not row.deleting
+                    and (row.owner == principal.name or principal.is_admin)):
+                return row
+    names = " or ".join(k.term for k in kinds)
+    raise InvalidRequest(f"{path} is not a {names} of yours")
+
+
+class Planner:
+    """Turns validated requests into rows. One instance per request."""
+
+    def __init__(self, session: Session, registry: Registry, principal: Principal,
+                 config: Config, default_flavour: Mixin | None) -> None:
+        self.session = session
+        self.registry = registry
+        self.principal = principal
+        self.config = config
+        self.default_flavour = default_flavour
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def create(self, request: EntityRequest, expected: Kind | None,
+               entity_id: str | None = None) -> Plan:
+        kind, mixins = resolve_categories(request, self.registry, expected)
+        attrs = without_state(kind, canonical_attributes(request.attributes))
+        given_id = attrs.pop("occi.core.id", None)
+        new_id = parse_id(given_id) if given_id is not None else None
+        if entity_id and new_id and new_id != entity_id:
+            raise InvalidRequest(f"occi.core.id {given_id} differs from the URL's id {entity_id}")
+        new_id = entity_id or new_id or str(uuid.uuid4())
+        if self.session.get(EntityRow, new_id) is not None:
+            raise Conflict(f"an entity with id {new_id} exists already")
+        defs = definitions(kind, mixins)
+        if kind.is_a(infra.LINK):
+            return self._link(kind, mixins, attrs, defs, new_id)
+        builder = {infra.COMPUTE: self._compute, infra.STORAGE: self._storage,
+                   infra.NETWORK: self._network}.get(kind)
+        if builder is None:
+            raise InvalidRequest(f"kind {kind.type_id} cannot be created")
+        return builder(kind, mixins, check_attributes(attrs, defs, kind.term), defs, new_id,
+                       request.links)
+
+    # --- resources ------------------------------------------------------------------------
+
+    def _row(self, kind: Kind, entity_id: str, attrs: dict[str, Any], host: str | None,
+             message: str = "queued") -> EntityRow:
+        row = EntityRow(id=entity_id, kind=kind.type_id, owner=self.principal.name,
+                        attributes={k: v for k, v in attrs.items() if v is not None},
+                        state=_initial_state(kind), state_message=message, host=host)
+        self.session.add(row)
+        self.session.flush()  # before its mixin rows: there is no ORM relationship to order them
+        return row
+
+    def _compute(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
+                 defs: dict[str, Any], entity_id: str, links: list[LinkRequest]) -> Plan:
+        os_tpl = single_template(mixins, infra.OS_TPL)
+        if os_tpl is None:
+            choices = ", ".join(m.term for m in self.registry.templates(infra.OS_TPL)) or "none"
+            raise InvalidRequest(f"an os_tpl mixin is required (registered images: {choices})")
+        mixins = self._with_flavour(mixins, attrs)
+        apply_template_sizes(mixins, attrs)
+        attrs.setdefault("occi.compute.cores", 1)
+        attrs.setdefault("occi.compute.memory", 1.0)
+        attrs.setdefault("occi.compute.architecture", "x64")
+        require(attrs, definitions(kind, mixins), skip=(*SERVER_SET, "occi.compute.state"))
+        note = check_context(mixins, attrs, self.config.userdata_max_bytes)
+        cores, memory_mib = compute_size(attrs)
+        targets = [self._inline_target(link) for link in links]
+        storage_hosts = {t.host for t in targets if t.kind == infra.STORAGE.type_id}
+        if len(storage_hosts) > 1:
+            raise Conflict("the linked storages live on different hosts; one compute cannot "
+                           "attach them all")
+        host = place(self.session, cores=cores, memory_mib=memory_mib,
+                     policy=self.config.placement_policy,
+                     only=next(iter(storage_hosts)) if storage_hosts else None)
+        row = self._row(kind, entity_id, attrs, host, note or "queued")
+        row.cores, row.memory_mib = cores, memory_mib
+        add_mixins(self.session, entity_id, mixins)
+        for link, target in zip(links, targets, strict=True):
+            self._inline_link(row, link, target)
+        op = operation(self.session, entity_id, "provision", host)
+        return Plan(row, [(host, jobs.provision_compute, entity_id, op)])
+
+    def _with_flavour(self, mixins: list[Mixin], attrs: dict[str, Any]) -> list[Mixin]:
+        if single_template(mixins, infra.RESOURCE_TPL) is not None:
+            return mixins
+        sized = "occi.compute.cores" in attrs or "occi.compute.memory" in attrs
+        if sized or self.default_flavour is None:
+            return mixins
+        return [*mixins, self.default_flavour]
+
+    def _storage(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
+                 defs: dict[str, Any], entity_id: str, links: list[LinkRequest]) -> Plan:
+        if links:
+            raise InvalidRequest("a storage has no links of its own; link it from a compute")
+        require(attrs, defs, skip=(*SERVER_SET, "occi.storage.state"))
+        host = place(self.session, cores=0, memory_mib=0, policy=self.config.placement_policy)
+        row = self._row(kind, entity_id, attrs, host)
+        add_mixins(self.session, entity_id, mixins)
+        op = operation(self.session, entity_id, "provision", host)
+        return Plan(row, [(host, jobs.provision_storage, entity_id, op)])
+
+    def _network(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
+                 defs: dict[str, Any], entity_id: str, links: list[LinkRequest]) -> Plan:
+        if links:
+            raise InvalidRequest("a network has no links of its own; link it from a compute")
+        require(attrs, defs, skip=(*SERVER_SET, "occi.network.state"))
+        check_ip_network(attrs)
+        host = place(self.session, cores=0, memory_mib=0, policy=self.config.placement_policy)
+        row = self._row(kind, entity_id, attrs, host)
+        add_mixins(self.session, entity_id, mixins)
+        op = operation(self.session, entity_id, "provision", host)
+        return Plan(row, [(host, jobs.provision_network, entity_id, op)])
+
+    # --- links ----------------------------------------------------------------------------
+
+    def _inline_target(self, link: LinkRequest) -> EntityRow:
+        return owned(self.session, self.principal, link.target, (infra.NETWORK, infra.STORAGE))
+
+    def _inline_link(self, compute: EntityRow, link: LinkRequest, target: EntityRow) -> None:
+        kind = infra.STORAGELINK if target.kind == infra.STORAGE.type_id else infra.NETWORKINTERFACE
+        request = EntityRequest(kind=None, mixins=list(link.categories),
+                                attributes=canonical_attributes(link.attributes))
+        link_kind, mixins = resolve_categories(request, self.registry, kind)
+        attrs = without_state(link_kind, request.attributes)
+        attrs.pop("occi.core.source", None)
+        attrs.pop("occi.core.target", None)
+        given = attrs.pop("occi.core.id", None)
+        link_id = parse_id(given) if given else (
+            parse_id(location_path(link.self_location).rsplit("/", 1)[-1])
+            if link.self_location else str(uuid.uuid4()))
+        if self.session.get(EntityRow, link_id) is not None:
+            raise Conflict(f"an entity with id {link_id} exists already")
+        attrs = check_attributes(attrs, definitions(link_kind, mixins), link_kind.term)
+        self._link_row(link_kind, mixins, attrs, link_id, compute, target, message="queued")
+
+    def _link(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
+              defs: dict[str, Any], link_id: str) -> Plan:
+        source_path, target_path = attrs.pop("occi.core.source", None), attrs.pop(
+            "occi.core.target", None)
+        if not source_path or not target_path:
+            raise InvalidAttribute("a link needs occi.core.source and occi.core.target")
+        target_kind = infra.STORAGE if kind == infra.STORAGELINK else infra.NETWORK
+        compute = owned(self.session, self.principal, str(source_path), (infra.COMPUTE,))
+        target = owned(self.session, self.principal, str(target_path), (target_kind,))
+        attrs = check_attributes(attrs, defs, kind.term)
+        if kind == infra.STORAGELINK and target.host != compute.host:
+            raise Conflict(f"storage {target.id} lives on host {target.host}, compute "
+                           f"{compute.id} on {compute.host}: local volumes cannot be attached "
+                           "across hosts")
+        row = self._link_row(kind, mixins, attrs, link_id, compute, target, message="queued")
+        op = operation(self.session, link_id, "attach", compute.host)
+        return Plan(row, [(compute.host, jobs.attach_link, link_id, op)])
+
+    def _link_row(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any], link_id: str,
+                  compute: EntityRow, target: EntityRow, message: str) -> EntityRow:
+        if kind == infra.STORAGELINK:
+            self._check_attachable(target)
+            attrs.setdefault("occi.storagelink.deviceid", self._next_device(compute.id))
+        else:
+            mac = attrs.get("occi.networkinterface.mac") or derive_mac(link_id)
+            attrs["occi.networkinterface.mac"] = str(mac).lower()
+            attrs.setdefault("occi.networkinterface.interface", self._next_interface(compute.id))
+        require(attrs, definitions(kind, mixins),
+                skip=(*SERVER_SET, infra.STATE_ATTRIBUTE[kind.type_id]))
+        row = EntityRow(id=link_id, kind=kind.type_id, owner=self.principal.name,
+                        attributes=attrs, state="inactive", state_message=message,
+                        source=compute.id, target=f"{kind_target_location(target)}",
+                        target_id=target.id, host=None)
+        self.session.add(row)
+        self.session.flush()
+        add_mixins(self.session, link_id, mixins)
+        return row
+
+    def _check_attachable(self, storage: EntityRow) -> None:
+        busy = self.session.scalar(select(func.count()).select_from(EntityRow).where(
+            EntityRow.target_id == storage.id, EntityRow.deleting.is_(False)))
+        if busy:
+            raise Conflict(f"storage {storage.id} is attached already; detach it first")
+
+    def _next_device(self, compute_id: str) -> str:
+        used = self._used(compute_id, "occi.storagelink.deviceid")
+        for letter in "bcdefghijklmnopqrstuvwxyz":
+            if f"vd{letter}" not in used:
+                return f"vd{letter}"
+        raise Conflict("no free disk device name left on this compute")
+
+    def _next_interface(self, compute_id: str) -> str:
+        used = self._used(compute_id, "occi.networkinterface.interface")
+        return next(f"eth{n}" for n in range(64) if f"eth{n}" not in used)
+
+    def _used(self, compute_id: str, attribute: str) -> set[str]:
+        self.session.flush()
+        rows = self.session.scalars(select(EntityRow).where(
+            EntityRow.source == compute_id, EntityRow.deleting.is_(False))).all()
+        return {str((r.attributes or {}).get(attribute)) for r in rows}
+
+
+def kind_target_location(row: EntityRow) -> str:
+    kind = infra.STORAGE if row.kind == infra.STORAGE.type_id else infra.NETWORK
+    return f"{kind.location}{row.id}"
+
+
+def _initial_state(kind: Kind) -> str:
+    return "offline" if kind == infra.STORAGE else "inactive"
+
+
+def apply_template_sizes(mixins: list[Mixin], attrs: dict[str, Any]) -> None:
+    """A resource_tpl's sizes override whatever the client gave (OCCI 1.2 Infrastructure)."""
+    template = single_template(mixins, infra.RESOURCE_TPL)
+    if template is None:
+        return
+    for definition in template.attributes:
+        if definition.default is not None:
+            attrs[definition.name] = definition.default
+
+
+def compute_size(attrs: dict[str, Any]) -> tuple[int, int]:
+    return int(attrs["occi.compute.cores"]), int(float(attrs["occi.compute.memory"]) * MIB_PER_GIB)
+
+
+def derive_mac(link_id: str) -> str:
+    """A locally administered unicast MAC derived from the link id (stable across retries)."""
+    digest = hashlib.sha256(link_id.encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def check_ip_network(attrs: dict[str, Any]) -> None:
+    import ipaddress
+
+    address = attrs.get("occi.network.address")
+    if address is None:
+        return
+    try:
+        network = ipaddress.ip_network(str(address), strict=False)
+    except ValueError as exc:
+        raise InvalidAttribute(f"occi.network.address: {exc}") from exc
+    gateway = attrs.get("occi.network.gateway")
+    if gateway is not None and ipaddress.ip_address(str(gateway)) not in network:
+        raise InvalidAttribute(f"occi.network.gateway {gateway} is outside {network}")

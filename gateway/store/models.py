@@ -1,0 +1,161 @@
+"""Tables of the state store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    """A local account; the password is an scrypt hash (see :mod:`auth.passwords`)."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Host(Base):
+    """A hypervisor host with a worker; capacity is what placement may hand out."""
+
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1024))
+    cores: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(BigInteger)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Image(Base):
+    """An OS template (``os_tpl``): registered bytes with a checksum."""
+
+    __tablename__ = "images"
+
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    source: Mapped[str] = mapped_column(Text)  # a local path or a URL
+    checksum: Mapped[str | None] = mapped_column(String(128), nullable=True)  # sha256:HEX
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: public
+    state: Mapped[str] = mapped_column(String(16), default="ready")  # ready | saving | error
+    origin_compute: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserMixin(Base):
+    """A mixin made through the query interface (a tag)."""
+
+    __tablename__ = "user_mixins"
+
+    type_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    scheme: Mapped[str] = mapped_column(String(512))
+    term: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(255), default="")
+    location: Mapped[str] = mapped_column(String(512), unique=True)
+    depends: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    owner: Mapped[str] = mapped_column(String(64), ForeignKey("users.name"))
+
+
+class EntityRow(Base):
+    """Every OCCI entity (resources and links) of every kind.
+
+    ``attributes`` holds the client-visible attributes except the state pair, which lives in
+    its own columns because workers write it. Compute sizing is duplicated into ``cores`` and
+    ``memory_mib`` so that placement can sum them in SQL.
+    """
+
+    __tablename__ = "entities"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(255), index=True)
+    owner: Mapped[str] = mapped_column(String(64), ForeignKey("users.name"), index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16))
+    state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), ForeignKey("hosts.name"), index=True)
+    cores: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mib: Mapped[int] = mapped_column(BigInteger, default=0)
+    source: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    target: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_entities_owner_kind", "owner", "kind", "created_at"),)
+
+
+class EntityMixin(Base):
+    """Mixins attached to an entity, in order (provider templates, context mixins, tags)."""
+
+    __tablename__ = "entity_mixins"
+
+    entity_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True)
+    mixin: Mapped[str] = mapped_column(String(512), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Operation(Base):
+    """One asynchronous change asked of a host: what, for which entity, and how it ended."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(36), index=True)
+    verb: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Lease(Base):
+    """An IP address handed to a network interface; unique per network by constraint."""
+
+    __tablename__ = "leases"
+
+    network_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    link_id: Mapped[str] = mapped_column(String(36), unique=True)
+    mac: Mapped[str] = mapped_column(String(17))
+
+    __table_args__ = (UniqueConstraint("network_id", "mac"),)
+
+
+class Meta(Base):
+    """Small counters, e.g. ``catalog_version`` bumped whenever images or user mixins change."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

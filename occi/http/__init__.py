@@ -1,0 +1,1 @@
+"""The OCCI HTTP protocol (GFD-R-P.223) as a Flask blueprint."""

@@ -1,0 +1,332 @@
+"""OCCI views: parse, call the service, render. Nothing else happens here.
+
+Plain Flask views rather than Flask-RESTful resources: OCCI negotiates five media types with
+different shapes for the same resource (headers vs body, locations vs full entities) and
+routes by runtime locations (user mixins), which Flask-RESTful's per-type ``representations``
+and static resource routing would fight rather than help.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, redirect, request
+from werkzeug.exceptions import HTTPException
+
+from auth.flask import current_principal
+from gateway import __version__
+from gateway.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NimboError,
+    NotAcceptable,
+    NotFound,
+    NotImplementedByServer,
+    ParseError,
+)
+from occi.core import ActionRequest, Entity, Kind, Mixin, RenderContext
+from occi.http.errors import extra_headers, status_for
+from occi.rendering import JSON, OCCI_JSON, TEXT_PLAIN, Rendered, Renderer
+from occi.rendering.negotiation import negotiate, occi_version_ok, parser_for, renderer_for
+
+if TYPE_CHECKING:
+    from gateway.services.entities import OcciService, Page
+    from gateway.services.mixins import MixinService
+
+log = logging.getLogger(__name__)
+bp = Blueprint("occi", __name__)
+
+QI_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
+SERVER_HEADER = f"nimbostratus/{__version__} OCCI/1.2 OCCI/1.1"
+
+
+# --- plumbing ---------------------------------------------------------------------------
+
+
+def _services() -> tuple[OcciService, MixinService]:
+    ext = current_app.extensions["nimbostratus"]
+    return ext.occi, ext.mixins
+
+
+def _renderer() -> Renderer:
+    return renderer_for(negotiate(request.headers.get("Accept")))
+
+
+def _ctx() -> RenderContext:
+    public = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
+    return RenderContext(base_url=public)
+
+
+def _headers() -> list[tuple[str, str]]:
+    return list(request.headers.items())
+
+
+def _body() -> bytes:
+    return request.get_data(cache=True)
+
+
+def _parser():  # type: ignore[no-untyped-def]
+    return parser_for(request.headers.get("Content-Type"))
+
+
+def _respond(rendered: Rendered, status: int = 200,
+             extra: Sequence[tuple[str, str]] = ()) -> Response:
+    response = Response(rendered.body, status=status, content_type=rendered.content_type)
+    for name, value in [*rendered.headers, *extra]:
+        response.headers.add(name, value)
+    return response
+
+
+def _is_json(renderer: Renderer) -> bool:
+    return renderer.media_type in (OCCI_JSON, JSON)
+
+
+@bp.before_request
+def _check_version() -> None:
+    if not occi_version_ok(request.headers.get("User-Agent")):
+        raise NotImplementedByServer("this server speaks OCCI 1.2 (and 1.1); the client asks "
+                                     "for a newer version")
+
+
+@bp.after_app_request
+def _server_header(response: Response) -> Response:
+    # gunicorn writes its own Server field from the string our gunicorn config sets
+    # (gateway.gunicorn_conf); a second one from the app would be a duplicate.
+    if "gunicorn" not in request.environ.get("SERVER_SOFTWARE", ""):
+        response.headers["Server"] = SERVER_HEADER
+    response.headers.setdefault("Accept", ", ".join(
+        ("text/plain", "text/occi", "text/uri-list", "application/occi+json")))
+    return response
+
+
+def render_error(error: NimboError) -> Response:
+    """The one error rendering of the OCCI side, in the negotiated type when possible."""
+    status = status_for(error)
+    try:
+        renderer = _renderer()
+    except NotAcceptable:
+        renderer = renderer_for(TEXT_PLAIN)
+    realm = current_app.config.get("NIMBO_AUTH_REALM", "nimbostratus")
+    return _respond(renderer.error(status, error.message), status, extra_headers(error, realm))
+
+
+@bp.app_errorhandler(NimboError)
+def _nimbo_error(error: NimboError) -> Response:
+    if status_for(error) >= 500:
+        log.warning("%s %s: %s", request.method, request.path, error.message)
+    return render_error(error)
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    if error.code == 405:
+        allowed = tuple(error.valid_methods or ()) if hasattr(error, "valid_methods") else ()
+        return render_error(MethodNotAllowed(f"{request.method} is not allowed here", allowed))
+    if error.code == 413:
+        from gateway.errors import PayloadTooLarge
+
+        return render_error(PayloadTooLarge("request body too large"))
+    if error.code and 300 <= error.code < 400:
+        return error.get_response()
+    return render_error(InvalidRequest(error.description or "bad request")
+                        if error.code == 400 else NotFound(f"nothing at {request.path}"))
+
+
+@bp.app_errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    failure = NimboError("internal error; the administrator can find details in the log")
+    rendered = renderer_for(TEXT_PLAIN).error(500, failure.message)
+    return _respond(rendered, 500)
+
+
+# --- query interface --------------------------------------------------------------------
+
+
+@bp.route("/-/", methods=["GET", "POST", "PUT", "DELETE"])
+@bp.route("/.well-known/org/ogf/occi/-/", methods=["GET", "POST", "PUT", "DELETE"])
+def query_interface() -> Response:
+    occi, mixins = _services()
+    principal = current_principal()
+    renderer = _renderer()
+    if request.method == "GET":
+        registry = occi.registry(principal)
+        wanted, _attrs = _parser().filters(_body(), _headers())
+        categories = registry.categories()
+        if wanted:
+            found = []
+            for ref in wanted:
+                category = registry.find(ref.type_id)
+                if category is None:
+                    raise InvalidRequest(f"unknown category {ref.type_id} in filter")
+                found.extend(c for c in registry.related(category) if c not in found)
+            categories = found
+        return _respond(renderer.categories(categories, _ctx()))
+    refs = _parser().categories(_body(), _headers())
+    if request.method == "DELETE":
+        mixins.remove(principal, refs)
+    else:  # POST, and MART's PUT
+        mixins.add(principal, refs)
+    return _respond(renderer.ok())
+
+
+# --- collections and entities -----------------------------------------------------------
+
+
+@bp.route("/", methods=["GET", "POST"])
+def root() -> Response:
+    occi, _ = _services()
+    principal = current_principal()
+    renderer = _renderer()
+    if request.method == "GET":
+        return _respond(renderer.collection(occi.everything(principal), _ctx()))
+    return _create(renderer, None)
+
+
+@bp.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE"])
+def dispatch(path: str) -> Any:
+    occi, _ = _services()
+    principal = current_principal()
+    full = "/" + path
+    registry = occi.registry(principal)
+    if full.endswith("/"):
+        category = registry.by_location(full)
+        if category is None:
+            raise NotFound(f"no collection at {full}")
+        return _collection(category)
+    if registry.by_location(full + "/") is not None:
+        return redirect(full + "/", code=301)
+    prefix, _, entity_id = full.rpartition("/")
+    kind = registry.by_location(prefix + "/")
+    if not isinstance(kind, Kind) or not entity_id:
+        raise NotFound(f"nothing at {full}")
+    return _entity(kind, entity_id)
+
+
+def _collection(category: Kind | Mixin) -> Response:
+    occi, _ = _services()
+    principal = current_principal()
+    renderer = _renderer()
+    action = request.args.get("action")
+    if request.method == "GET":
+        categories, attributes = _parser().filters(_body(), _headers())
+        from gateway.services.entities import Filter
+
+        flt = Filter([c.type_id for c in categories], attributes or None) \
+            if categories or attributes else None
+        entities = occi.collection(principal, category, full=_is_json(renderer), flt=flt,
+                                   page=_page())
+        return _respond(renderer.collection(entities, _ctx()))
+    if request.method == "POST" and action:
+        occi.act_on_collection(principal, category, _action_request(category, action))
+        return _respond(renderer.ok())
+    if isinstance(category, Kind):
+        if request.method == "POST":
+            return _create(renderer, category)
+        if request.method == "DELETE":
+            occi.delete_collection(principal, category)
+            return _respond(renderer.ok())
+        raise MethodNotAllowed(f"{request.method} is not defined on a kind collection",
+                               ("GET", "POST", "DELETE"))
+    return _mixin_collection(category, renderer)
+
+
+def _mixin_collection(mixin: Mixin, renderer: Renderer) -> Response:
+    occi, _ = _services()
+    principal = current_principal()
+    body = _body()
+    if request.method == "DELETE":
+        locations = _parser().locations(body, _headers()) if body or _has_locations() else None
+        occi.dissociate(principal, mixin, locations or None)
+        return _respond(renderer.ok())
+    locations = _parser().locations(body, _headers())
+    members = occi.associate(principal, mixin, locations, replace=request.method == "PUT")
+    return _respond(renderer.collection(members, _ctx()))
+
+
+def _has_locations() -> bool:
+    return any(name.lower() in ("x-occi-location", "location") for name, _ in _headers())
+
+
+def _create(renderer: Renderer, kind: Kind | None) -> Response:
+    occi, _ = _services()
+    requests = _parser().entities(_body(), _headers())
+    created = occi.create(current_principal(), kind, requests)
+    return _created(renderer, created)
+
+
+def _created(renderer: Renderer, created: Sequence[Entity]) -> Response:
+    ctx = _ctx()
+    locations = [ctx.absolute(e.location) for e in created]
+    rendered = renderer.locations(locations, ctx)
+    extra = [("Location", locations[0])] if not any(
+        name.lower() == "location" for name, _ in rendered.headers) else []
+    return _respond(rendered, 201, extra)
+
+
+def _entity(kind: Kind, entity_id: str) -> Response:
+    occi, _ = _services()
+    principal = current_principal()
+    renderer = _renderer()
+    if request.method == "GET":
+        return _respond(renderer.entity(occi.get(principal, kind, entity_id), _ctx()))
+    if request.method == "DELETE":
+        occi.delete(principal, kind, entity_id)
+        return _respond(renderer.ok())
+    action = request.args.get("action")
+    if request.method == "POST" and action:
+        result = occi.act(principal, kind, entity_id, _action_request(kind, action))
+        if isinstance(result, Mixin):
+            return _respond(renderer.categories([result], _ctx()))
+        return _respond(renderer.entity(result, _ctx()))
+    requests = _parser().entities(_body(), _headers())
+    if len(requests) != 1:
+        raise InvalidRequest("exactly one entity is expected at an entity's location")
+    if request.method == "PUT":
+        entity, created = occi.replace(principal, kind, entity_id, requests[0])
+        if created:
+            return _created(renderer, [entity])
+        return _respond(renderer.entity(entity, _ctx()))
+    return _respond(renderer.entity(occi.update(principal, kind, entity_id, requests[0]), _ctx()))
+
+
+def _action_request(category: Kind | Mixin, term: str) -> ActionRequest:
+    """The invocation in the body; its term must match ``?action=``. An empty request (no body,
+    no Category field) means the action of that term without parameters."""
+    candidates = [a for a in category.actions if a.term == term] if isinstance(category, Kind) \
+        else []
+    try:
+        invocation = _parser().action(_body(), _headers())
+    except ParseError:
+        if _body().strip() or any(n.lower().endswith("category") for n, _ in _headers()):
+            raise
+        if not candidates:
+            raise InvalidRequest(f"action {term} is not defined here") from None
+        return ActionRequest(action=candidates[0].type_id)
+    if invocation.action.rsplit("#", 1)[-1] != term:
+        raise InvalidRequest(f"the body invokes {invocation.action}, the URL asks for ?action="
+                             f"{term}")
+    return invocation
+
+
+_PAGE = re.compile(r"(?:^|[&;])(page|number)=([^&;]*)")
+
+
+def _page() -> Page | None:
+    from gateway.services.entities import Page
+
+    raw = request.query_string.decode("latin-1")
+    values = dict(_PAGE.findall(raw))
+    if not values:
+        return None
+    try:
+        page = int(values.get("page", "1"))
+        number = int(values.get("number", str(current_app.config["NIMBO_PAGE_DEFAULT"])))
+    except ValueError:
+        raise InvalidRequest("page and number must be whole numbers") from None
+    if page < 1 or number < 1:
+        raise InvalidRequest("page and number start at 1")
+    return Page(page, number)
