@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from backends.base import HostDriver
@@ -30,4 +31,6 @@ def driver_class(uri: str) -> type[HostDriver]:
 
 def open_driver(uri: str, **options: Any) -> HostDriver:
     """Open a driver for the host at ``uri``; options are driver-specific keyword settings."""
-    return driver_class(uri)(uri, **options)
+    # every driver class takes (uri, **options); the abstract base declares no constructor
+    factory: Callable[..., HostDriver] = driver_class(uri)
+    return factory(uri, **options)
