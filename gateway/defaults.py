@@ -51,6 +51,8 @@ SETTINGS: tuple[Setting, ...] = (
         "medium": {"cores": 2, "memory": 4.0, "share": 2, "title": "Medium: 2 cores, 4 GiB"},
         "large": {"cores": 4, "memory": 8.0, "share": 4, "title": "Large: 4 cores, 8 GiB"},
     }, dict, "resource_tpl flavours: term -> {cores, memory (GiB), share, title}."),
+    Setting("default_os_tpl", "", str,
+            "os_tpl image term used when a compute create names none; empty: os_tpl required."),
     Setting("default_flavour", "small", str,
             "resource_tpl applied when a compute create names none and gives no sizes."),
     Setting("storage_pool", "nimbostratus", str, "libvirt storage pool for volumes and instance disks."),

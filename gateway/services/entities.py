@@ -39,7 +39,7 @@ from gateway.services.plans import (
     operation,
     without_state,
 )
-from gateway.services.rows import to_entities, valid_actions
+from gateway.services.rows import core_id, to_entities, valid_actions
 from gateway.store.db import Store
 from gateway.store.models import EntityMixin, EntityRow, Image, Operation
 from occi import infrastructure as infra
@@ -162,7 +162,7 @@ class OcciService:
             attrs = without_state(entity_kind, canonical_attributes(request.attributes))
             for server_side in ("occi.core.id", "occi.core.source", "occi.core.target"):
                 given = attrs.pop(server_side, None)
-                if server_side == "occi.core.id" and given not in (None, f"urn:uuid:{row.id}",
+                if server_side == "occi.core.id" and given not in (None, core_id(row.id),
                                                                     row.id):
                     raise InvalidRequest(f"occi.core.id {given} differs from the URL's id")
             attrs = check_attributes(attrs, defs, entity_kind.term)

@@ -37,7 +37,10 @@ class MixinService:
             for ref in refs:
                 _check_new(ref)
                 assert ref.location is not None
-                if registry.find(ref.type_id) or session.get(UserMixin, ref.type_id):
+                existing = session.get(UserMixin, ref.type_id)
+                if existing is not None and _same(existing, ref, principal):
+                    continue  # POSTing the same definition again changes nothing
+                if registry.find(ref.type_id) or existing is not None:
                     raise Conflict(f"category {ref.type_id} exists already")
                 if ref.location in taken or ref.location.startswith(("/-/", "/.well-known/")):
                     raise Conflict(f"location {ref.location} is taken")
@@ -62,6 +65,11 @@ class MixinService:
                 session.execute(delete(EntityMixin).where(EntityMixin.mixin == ref.type_id))
                 session.delete(row)
             bump_catalog(session)
+
+
+def _same(row: UserMixin, ref: CategoryRef, principal: Principal) -> bool:
+    return (row.owner == principal.name and row.location == ref.location
+            and list(row.depends) == list(ref.rel) and row.title == (ref.title or ""))
 
 
 def _check_new(ref: CategoryRef) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth.principal import Principal
@@ -38,8 +38,10 @@ from occi.validation import (
 
 MIB_PER_GIB = 1024
 SERVER_SET = ("occi.core.id", "occi.core.source", "occi.core.target")
-_ID = re.compile(r"^(?:urn:uuid:)?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                 r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+_UUID = re.compile(r"^(?:urn:uuid:)?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                   r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+# Clients also choose plain ids ("Compute_1795259671", "42"): one safe path segment.
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,63}$")
 
 JobFunc = Callable[[str, str], None]
 
@@ -53,11 +55,16 @@ class Plan:
 
 
 def parse_id(value: object) -> str:
-    """A client-given ``occi.core.id`` (UUID or ``urn:uuid:`` URN) as a bare lower-case UUID."""
-    match = _ID.match(str(value).strip())
-    if not match:
-        raise InvalidAttribute(f"occi.core.id must be a UUID or urn:uuid URN, not {value!r}")
-    return match.group(1).lower()
+    """A client-given ``occi.core.id`` as the path segment of the entity: a UUID (bare or
+    ``urn:uuid:``) in lower case, or a plain id of letters, digits, ``_.~-`` (at most 64)."""
+    text = str(value).strip()
+    match = _UUID.match(text)
+    if match:
+        return match.group(1).lower()
+    if _PLAIN_ID.match(text):
+        return text
+    raise InvalidAttribute(f"occi.core.id must be a UUID, a urn:uuid URN, or up to 64 letters, "
+                           f"digits and '_.~-' (not {value!r})")
 
 
 def location_path(location: str) -> str:
@@ -147,10 +154,8 @@ class Planner:
 
     def _compute(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
                  defs: dict[str, Any], entity_id: str, links: list[LinkRequest]) -> Plan:
-        os_tpl = single_template(mixins, infra.OS_TPL)
-        if os_tpl is None:
-            choices = ", ".join(m.term for m in self.registry.templates(infra.OS_TPL)) or "none"
-            raise InvalidRequest(f"an os_tpl mixin is required (registered images: {choices})")
+        if single_template(mixins, infra.OS_TPL) is None:
+            mixins = [*mixins, self._default_image()]
         mixins = self._with_flavour(mixins, attrs)
         apply_template_sizes(mixins, attrs)
         attrs.setdefault("occi.compute.cores", 1)
@@ -174,6 +179,15 @@ class Planner:
             self._inline_link(row, link, target)
         op = operation(self.session, entity_id, "provision", host)
         return Plan(row, [(host, jobs.provision_compute, entity_id, op)])
+
+    def _default_image(self) -> Mixin:
+        images = self.registry.templates(infra.OS_TPL)
+        wanted = self.config.default_os_tpl
+        for image in images:
+            if wanted and image.term == wanted:
+                return image
+        choices = ", ".join(m.term for m in images) or "none"
+        raise InvalidRequest(f"an os_tpl mixin is required (registered images: {choices})")
 
     def _with_flavour(self, mixins: list[Mixin], attrs: dict[str, Any]) -> list[Mixin]:
         if single_template(mixins, infra.RESOURCE_TPL) is not None:
@@ -249,7 +263,6 @@ class Planner:
     def _link_row(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any], link_id: str,
                   compute: EntityRow, target: EntityRow, message: str) -> EntityRow:
         if kind == infra.STORAGELINK:
-            self._check_attachable(target)
             attrs.setdefault("occi.storagelink.deviceid", self._next_device(compute.id))
         else:
             mac = attrs.get("occi.networkinterface.mac") or derive_mac(link_id)
@@ -265,12 +278,6 @@ class Planner:
         self.session.flush()
         add_mixins(self.session, link_id, mixins)
         return row
-
-    def _check_attachable(self, storage: EntityRow) -> None:
-        busy = self.session.scalar(select(func.count()).select_from(EntityRow).where(
-            EntityRow.target_id == storage.id, EntityRow.deleting.is_(False)))
-        if busy:
-            raise Conflict(f"storage {storage.id} is attached already; detach it first")
 
     def _next_device(self, compute_id: str) -> str:
         used = self._used(compute_id, "occi.storagelink.deviceid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -12,6 +13,8 @@ from gateway.store.models import EntityMixin, EntityRow
 from occi import infrastructure as infra
 from occi.core import Action, Entity, Kind, Link, Mixin, Resource
 from occi.registry import Registry
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def valid_actions(kind: Kind, state: str) -> list[Action]:
@@ -27,12 +30,17 @@ def kind_location(type_id: str) -> str:
     raise KeyError(type_id)
 
 
+def core_id(entity_id: str) -> str:
+    """``occi.core.id`` of an entity: a URN for UUIDs, a client-chosen plain id as it is."""
+    return f"urn:uuid:{entity_id}" if _UUID.match(entity_id) else entity_id
+
+
 def entity_path(row: EntityRow) -> str:
     return kind_location(row.kind) + row.id
 
 
 def _attributes(row: EntityRow, kind: Kind) -> dict[str, object]:
-    attrs: dict[str, object] = {"occi.core.id": f"urn:uuid:{row.id}"}
+    attrs: dict[str, object] = {"occi.core.id": core_id(row.id)}
     attrs.update(row.attributes or {})
     state_name = infra.STATE_ATTRIBUTE.get(kind.type_id)
     if state_name:

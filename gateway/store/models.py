@@ -65,7 +65,7 @@ class Image(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: public
     state: Mapped[str] = mapped_column(String(16), default="ready")  # ready | saving | error
-    origin_compute: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    origin_compute: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -93,7 +93,7 @@ class EntityRow(Base):
 
     __tablename__ = "entities"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(255), index=True)
     owner: Mapped[str] = mapped_column(String(64), ForeignKey("users.name"), index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -102,9 +102,9 @@ class EntityRow(Base):
     host: Mapped[str | None] = mapped_column(String(255), ForeignKey("hosts.name"), index=True)
     cores: Mapped[int] = mapped_column(Integer, default=0)
     memory_mib: Mapped[int] = mapped_column(BigInteger, default=0)
-    source: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    source: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     target: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    target_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     deleting: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -118,7 +118,7 @@ class EntityMixin(Base):
     __tablename__ = "entity_mixins"
 
     entity_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True)
+        String(64), ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True)
     mixin: Mapped[str] = mapped_column(String(512), primary_key=True, index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -128,8 +128,8 @@ class Operation(Base):
 
     __tablename__ = "operations"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    entity_id: Mapped[str] = mapped_column(String(36), index=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
     verb: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
@@ -144,9 +144,9 @@ class Lease(Base):
 
     __tablename__ = "leases"
 
-    network_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(64), primary_key=True)
-    link_id: Mapped[str] = mapped_column(String(36), unique=True)
+    link_id: Mapped[str] = mapped_column(String(64), unique=True)
     mac: Mapped[str] = mapped_column(String(17))
 
     __table_args__ = (UniqueConstraint("network_id", "mac"),)

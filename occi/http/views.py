@@ -8,9 +8,11 @@ and static resource routing would fight rather than help.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, redirect, request
@@ -97,6 +99,10 @@ def _server_header(response: Response) -> Response:
     # (gateway.gunicorn_conf); a second one from the app would be a duplicate.
     if "gunicorn" not in request.environ.get("SERVER_SOFTWARE", ""):
         response.headers["Server"] = SERVER_HEADER
+    # Werkzeug upper-cases reason phrases ("201 CREATED"); OCCI checkers (pOCCI) match the
+    # RFC 9110 spelling ("201 Created").
+    with contextlib.suppress(ValueError):
+        response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
     response.headers.setdefault("Accept", ", ".join(
         ("text/plain", "text/occi", "text/uri-list", "application/occi+json")))
     return response
