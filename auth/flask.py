@@ -34,8 +34,9 @@ def current_principal() -> Principal:
     return principal
 
 
-def init_app(app: Flask, authenticator: LocalAuthenticator, *, public_paths: tuple[str, ...] = ()
-             ) -> None:
+def init_app(
+    app: Flask, authenticator: LocalAuthenticator, *, public_paths: tuple[str, ...] = ()
+) -> None:
     """Authenticate every request except ``public_paths`` (prefixes)."""
 
     @app.before_request

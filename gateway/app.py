@@ -48,8 +48,15 @@ def build(config: Config) -> Nimbo:
     store.create_schema()
     queue = JobQueue(connect(config.effective_redis_url), config)
     catalog = Catalog(store, config)
-    return Nimbo(config, store, queue, catalog, OcciService(store, queue, catalog, config),
-                 MixinService(store, catalog), LocalAuthenticator(user_lookup(store)))
+    return Nimbo(
+        config,
+        store,
+        queue,
+        catalog,
+        OcciService(store, queue, catalog, config),
+        MixinService(store, catalog),
+        LocalAuthenticator(user_lookup(store)),
+    )
 
 
 def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flask:

@@ -16,8 +16,11 @@ from gateway.config import Config, load_config
 from gateway.errors import NimboError
 
 pass_overrides = click.option(
-    "--data-dir", envvar="NIMBO_DATA_DIR", type=click.Path(file_okay=False),
-    help="Data directory of the node (also NIMBO_DATA_DIR).")
+    "--data-dir",
+    envvar="NIMBO_DATA_DIR",
+    type=click.Path(file_okay=False),
+    help="Data directory of the node (also NIMBO_DATA_DIR).",
+)
 
 
 def _config(data_dir: str | None, **more: Any) -> Config:
@@ -55,8 +58,10 @@ def up(data_dir: str | None, listen: str | None) -> None:
         try:
             children.append(_spawn(["worker", "--host", config.host_name], env))
             children.append(_spawn(["serve"], env))
-            click.echo(f"nimbostratus up on http://{config.listen}/ "
-                       f"(data in {config.data_path}; Ctrl-C stops it)")
+            click.echo(
+                f"nimbostratus up on http://{config.listen}/ "
+                f"(data in {config.data_path}; Ctrl-C stops it)"
+            )
             _wait(children)
         finally:
             for child in reversed(children):
@@ -68,15 +73,20 @@ def up(data_dir: str | None, listen: str | None) -> None:
 
 
 def _child_env(config: Config) -> dict[str, str]:
-    return {**os.environ, "NIMBO_DATA_DIR": str(config.data_path),
-            "NIMBO_REDIS_URL": config.effective_redis_url,
-            "NIMBO_DATABASE_URL": config.effective_database_url,
-            "NIMBO_LISTEN": config.listen, "NIMBO_HOST_NAME": config.host_name}
+    return {
+        **os.environ,
+        "NIMBO_DATA_DIR": str(config.data_path),
+        "NIMBO_REDIS_URL": config.effective_redis_url,
+        "NIMBO_DATABASE_URL": config.effective_database_url,
+        "NIMBO_LISTEN": config.listen,
+        "NIMBO_HOST_NAME": config.host_name,
+    }
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env=env,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", *args], env=env, start_new_session=True
+    )
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:
@@ -91,8 +101,9 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> None:
     while not stopping:
         for child in children:
             if child.poll() is not None:
-                click.echo(f"a nimbo process exited with status {child.returncode}; stopping",
-                           err=True)
+                click.echo(
+                    f"a nimbo process exited with status {child.returncode}; stopping", err=True
+                )
                 return
         time.sleep(0.2)
     click.echo("stopping nimbostratus")
@@ -125,8 +136,18 @@ def serve(data_dir: str | None, listen: str | None) -> None:
     """Run the API only (gunicorn)."""
     config = _config(data_dir, listen=listen)
     os.environ["NIMBO_DATA_DIR"] = str(config.data_path)
-    args = [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf",
-            "--workers", str(config.api_workers), "--bind", config.listen, "gateway.wsgi:app"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:gateway.gunicorn_conf",
+        "--workers",
+        str(config.api_workers),
+        "--bind",
+        config.listen,
+        "gateway.wsgi:app",
+    ]
     os.execv(sys.executable, args)
 
 
@@ -186,8 +207,14 @@ def image() -> None:
 @click.option("--url", help="URL of the image.")
 @click.option("--title", default="", help="Title shown to clients.")
 @click.option("--checksum", help="sha256:HEX, verified for --file.")
-def image_add(data_dir: str | None, name: str, path: str | None, url: str | None, title: str,
-              checksum: str | None) -> None:
+def image_add(
+    data_dir: str | None,
+    name: str,
+    path: str | None,
+    url: str | None,
+    title: str,
+    checksum: str | None,
+) -> None:
     """Register image NAME as an os_tpl."""
     from gateway.services.mixins import register_image
     from gateway.store.db import Store
@@ -198,8 +225,7 @@ def image_add(data_dir: str | None, name: str, path: str | None, url: str | None
     store = Store(config.effective_database_url)
     store.create_schema()
     try:
-        registered = register_image(store, name, path or str(url), title=title,
-                                    checksum=checksum)
+        registered = register_image(store, name, path or str(url), title=title, checksum=checksum)
     except NimboError as exc:
         _fail(exc)
     click.echo(f"image {registered.term} registered ({registered.checksum or 'no checksum'})")

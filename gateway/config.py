@@ -77,7 +77,9 @@ def _coerce(name: str, value: Any) -> Any:
                 if isinstance(parsed, dict):
                     return parsed
         except ValueError as exc:
-            raise ConfigurationError(f"{name}: cannot read {value!r} as {setting.type.__name__}") from exc
+            raise ConfigurationError(
+                f"{name}: cannot read {value!r} as {setting.type.__name__}"
+            ) from exc
     raise ConfigurationError(f"{name}: expected {setting.type.__name__}, got {value!r}")
 
 

@@ -23,46 +23,101 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", "/var/lib/nimbostratus", str,
-            "Directory for the SQLite store, the private redis socket, pools and logs."),
+    Setting(
+        "data_dir",
+        "/var/lib/nimbostratus",
+        str,
+        "Directory for the SQLite store, the private redis socket, pools and logs.",
+    ),
     Setting("listen", "127.0.0.1:8787", str, "Address and port the API listens on."),
-    Setting("public_url", "", str,
-            "Base URL clients use (e.g. https://cloud.example.org); empty: taken from the request."),
-    Setting("database_url", "", str,
-            "SQLAlchemy URL of the state store; empty: SQLite file in data_dir."),
-    Setting("redis_url", "", str,
-            "Redis URL of the job queue; empty: a private redis-server on a unix socket in data_dir."),
+    Setting(
+        "public_url",
+        "",
+        str,
+        "Base URL clients use (e.g. https://cloud.example.org); empty: taken from the request.",
+    ),
+    Setting(
+        "database_url",
+        "",
+        str,
+        "SQLAlchemy URL of the state store; empty: SQLite file in data_dir.",
+    ),
+    Setting(
+        "redis_url",
+        "",
+        str,
+        "Redis URL of the job queue; empty: a private redis-server on a unix socket in data_dir.",
+    ),
     Setting("libvirt_uri", "qemu:///system", str, "libvirt URI of the local hypervisor host."),
     Setting("host_name", "", str, "Name of this hypervisor host; empty: the machine's hostname."),
     Setting("host_cores", 0, int, "Cores this host offers to guests; 0: ask libvirt."),
     Setting("host_memory_mib", 0, int, "Memory (MiB) this host offers to guests; 0: ask libvirt."),
-    Setting("placement_policy", "packing", str,
-            "How a host is chosen: 'packing' (fill hosts) or 'striping' (spread load)."),
+    Setting(
+        "placement_policy",
+        "packing",
+        str,
+        "How a host is chosen: 'packing' (fill hosts) or 'striping' (spread load).",
+    ),
     Setting("api_workers", 2, int, "gunicorn worker processes for the API."),
-    Setting("page_max", 1000, int, "Largest page size a client may ask for with ?number= (413 above)."),
+    Setting(
+        "page_max", 1000, int, "Largest page size a client may ask for with ?number= (413 above)."
+    ),
     Setting("job_timeout", 900, int, "Seconds a backend job may run before RQ stops it."),
-    Setting("job_retries", 3, int, "How often a failed job is retried before the entity goes to error."),
+    Setting(
+        "job_retries", 3, int, "How often a failed job is retried before the entity goes to error."
+    ),
     Setting("job_result_ttl", 3600, int, "Seconds RQ keeps a finished job's record."),
     Setting("reconcile_interval", 60, int, "Seconds between reconciler passes in each worker."),
-    Setting("template_scheme", "http://schemas.nimbostratus.org/occi/", str,
-            "Base of the schemes of provider templates (os_tpl#, resource_tpl#)."),
-    Setting("flavours", {
-        "small": {"cores": 1, "memory": 1.0, "share": 1, "title": "Small: 1 core, 1 GiB"},
-        "medium": {"cores": 2, "memory": 4.0, "share": 2, "title": "Medium: 2 cores, 4 GiB"},
-        "large": {"cores": 4, "memory": 8.0, "share": 4, "title": "Large: 4 cores, 8 GiB"},
-    }, dict, "resource_tpl flavours: term -> {cores, memory (GiB), share, title}."),
-    Setting("default_os_tpl", "", str,
-            "os_tpl image term used when a compute create names none; empty: os_tpl required."),
-    Setting("default_flavour", "small", str,
-            "resource_tpl applied when a compute create names none and gives no sizes."),
-    Setting("storage_pool", "nimbostratus", str, "libvirt storage pool for volumes and instance disks."),
+    Setting(
+        "template_scheme",
+        "http://schemas.nimbostratus.org/occi/",
+        str,
+        "Base of the schemes of provider templates (os_tpl#, resource_tpl#).",
+    ),
+    Setting(
+        "flavours",
+        {
+            "small": {"cores": 1, "memory": 1.0, "share": 1, "title": "Small: 1 core, 1 GiB"},
+            "medium": {"cores": 2, "memory": 4.0, "share": 2, "title": "Medium: 2 cores, 4 GiB"},
+            "large": {"cores": 4, "memory": 8.0, "share": 4, "title": "Large: 4 cores, 8 GiB"},
+        },
+        dict,
+        "resource_tpl flavours: term -> {cores, memory (GiB), share, title}.",
+    ),
+    Setting(
+        "default_os_tpl",
+        "",
+        str,
+        "os_tpl image term used when a compute create names none; empty: os_tpl required.",
+    ),
+    Setting(
+        "default_flavour",
+        "small",
+        str,
+        "resource_tpl applied when a compute create names none and gives no sizes.",
+    ),
+    Setting(
+        "storage_pool", "nimbostratus", str, "libvirt storage pool for volumes and instance disks."
+    ),
     Setting("storage_pool_type", "dir", str, "Pool type: 'dir' (qcow2 files) or 'logical' (LVM)."),
-    Setting("storage_pool_path", "", str,
-            "Directory of a dir pool (empty: data_dir/pool) or volume group device of a logical pool."),
-    Setting("network_mode", "isolated", str,
-            "Forward mode of new networks: 'isolated', 'nat', or 'bridge' (to network_bridge_device)."),
-    Setting("network_bridge_device", "", str, "Host interface new networks bridge to in 'bridge' mode."),
-    Setting("virt_type", "auto", str, "Domain type: 'kvm', 'qemu' (TCG) or 'auto' (kvm if usable)."),
+    Setting(
+        "storage_pool_path",
+        "",
+        str,
+        "Directory of a dir pool (empty: data_dir/pool) or volume group device of a logical pool.",
+    ),
+    Setting(
+        "network_mode",
+        "isolated",
+        str,
+        "Forward mode of new networks: 'isolated', 'nat', or 'bridge' (to network_bridge_device).",
+    ),
+    Setting(
+        "network_bridge_device", "", str, "Host interface new networks bridge to in 'bridge' mode."
+    ),
+    Setting(
+        "virt_type", "auto", str, "Domain type: 'kvm', 'qemu' (TCG) or 'auto' (kvm if usable)."
+    ),
     Setting("userdata_max_bytes", 16384, int, "Largest base64 user data accepted on create."),
     Setting("max_body_bytes", 1048576, int, "Largest OCCI request body accepted (413 above)."),
     Setting("auth_realm", "nimbostratus", str, "Realm named in WWW-Authenticate challenges."),

@@ -5,7 +5,7 @@ import gunicorn.http.wsgi
 
 from occi.http.views import SERVER_HEADER
 
-gunicorn.http.wsgi.SERVER = SERVER_HEADER  # type: ignore[attr-defined]
+gunicorn.http.wsgi.SERVER = SERVER_HEADER
 
 worker_class = "gthread"
 threads = 4

@@ -83,8 +83,7 @@ def _progress(entity_id: str, message: str) -> None:
             row.state_message = message
 
 
-def _finish(job: Job, state: str | None, message: str | None = None,
-            status: str = "done") -> None:
+def _finish(job: Job, state: str | None, message: str | None = None, status: str = "done") -> None:
     with current().store.session(write=True) as session:
         op = session.get(Operation, job.operation_id)
         if op is not None:
@@ -111,8 +110,12 @@ def _outcome(job: Job, failure_state: str = "error") -> Iterator[None]:
         if rq_job is not None and (rq_job.retries_left or 0) > 0:
             _progress(job.entity.id, f"host unreachable, retrying: {exc.message}")
             raise
-        _finish(job, failure_state, f"{job.verb} failed: host unreachable: {exc.message}",
-                status="failed")
+        _finish(
+            job,
+            failure_state,
+            f"{job.verb} failed: host unreachable: {exc.message}",
+            status="failed",
+        )
     except BackendError as exc:
         log.warning("%s of %s failed: %s", job.verb, job.entity.id, exc.message)
         _finish(job, failure_state, f"{job.verb} failed: {exc.message}", status="failed")
@@ -130,11 +133,14 @@ def _driver(job: Job) -> HostDriver:
 def network_spec(row: EntityRow) -> NetworkSpec:
     attrs = row.attributes or {}
     address = attrs.get("occi.network.address")
-    return NetworkSpec(id=row.id, vlan=attrs.get("occi.network.vlan"),
-                       address=str(address) if address else None,
-                       gateway=attrs.get("occi.network.gateway"),
-                       mode=current().config.network_mode,
-                       bridge_device=current().config.network_bridge_device or None)
+    return NetworkSpec(
+        id=row.id,
+        vlan=attrs.get("occi.network.vlan"),
+        address=str(address) if address else None,
+        gateway=attrs.get("occi.network.gateway"),
+        mode=current().config.network_mode,
+        bridge_device=current().config.network_bridge_device or None,
+    )
 
 
 def volume_spec(row: EntityRow) -> VolumeSpec:
@@ -160,12 +166,20 @@ def _plan(compute_id: str) -> ComputePlan:
     with current().store.session() as session:
         row = session.get(EntityRow, compute_id)
         assert row is not None
-        links = session.scalars(select(EntityRow).where(
-            EntityRow.source == compute_id, EntityRow.deleting.is_(False))).all()
-        targets = {t.id: t for t in session.scalars(select(EntityRow).where(
-            EntityRow.id.in_([link.target_id for link in links if link.target_id])))}
-        mixins = session.scalars(select(EntityMixin.mixin).where(
-            EntityMixin.entity_id == compute_id)).all()
+        links = session.scalars(
+            select(EntityRow).where(EntityRow.source == compute_id, EntityRow.deleting.is_(False))
+        ).all()
+        targets = {
+            t.id: t
+            for t in session.scalars(
+                select(EntityRow).where(
+                    EntityRow.id.in_([link.target_id for link in links if link.target_id])
+                )
+            )
+        }
+        mixins = session.scalars(
+            select(EntityMixin.mixin).where(EntityMixin.entity_id == compute_id)
+        ).all()
         image = _image_of(session, mixins)
         disks, nics, networks, volumes = [], [], [], []
         for link in links:
@@ -174,24 +188,40 @@ def _plan(compute_id: str) -> ComputePlan:
                 continue
             attrs = link.attributes or {}
             if link.kind == infra.STORAGELINK.type_id:
-                disks.append(DiskSpec(volume_id=target.id,
-                                      target_dev=str(attrs["occi.storagelink.deviceid"])))
+                disks.append(
+                    DiskSpec(
+                        volume_id=target.id, target_dev=str(attrs["occi.storagelink.deviceid"])
+                    )
+                )
                 volumes.append(volume_spec(target))
             else:
-                nics.append(NicSpec(link_id=link.id, network_id=target.id,
-                                    mac=str(attrs["occi.networkinterface.mac"])))
+                nics.append(
+                    NicSpec(
+                        link_id=link.id,
+                        network_id=target.id,
+                        mac=str(attrs["occi.networkinterface.mac"]),
+                    )
+                )
                 networks.append(network_spec(target))
         root = None
         if image is not None:
-            root = VolumeSpec(id=root_volume_id(compute_id),
-                              size_bytes=max(image.size_bytes, GIB), backing_path=image.source)
+            root = VolumeSpec(
+                id=root_volume_id(compute_id),
+                size_bytes=max(image.size_bytes, GIB),
+                backing_path=image.source,
+            )
         attrs = row.attributes or {}
         spec = ComputeSpec(
-            id=compute_id, name=str(attrs.get("occi.core.title") or compute_id),
-            cores=row.cores, memory_mib=row.memory_mib,
+            id=compute_id,
+            name=str(attrs.get("occi.core.title") or compute_id),
+            cores=row.cores,
+            memory_mib=row.memory_mib,
             architecture=str(attrs.get("occi.compute.architecture", "x64")),
-            root_volume_id=root.id if root else None, disks=tuple(disks), nics=tuple(nics),
-            hostname=attrs.get("occi.compute.hostname"))
+            root_volume_id=root.id if root else None,
+            disks=tuple(disks),
+            nics=tuple(nics),
+            hostname=attrs.get("occi.compute.hostname"),
+        )
         return ComputePlan(spec, networks, volumes, root)
 
 
@@ -254,8 +284,9 @@ def _save(driver: HostDriver, job: Job) -> ComputeInfo:
     term = str(job.params["image"])
     compute_id = job.entity.id
     source = driver.volume_info(root_volume_id(compute_id))
-    copy = driver.ensure_volume(VolumeSpec(id=f"image-{term}", size_bytes=source.capacity_bytes,
-                                           backing_path=source.path))
+    copy = driver.ensure_volume(
+        VolumeSpec(id=f"image-{term}", size_bytes=source.capacity_bytes, backing_path=source.path)
+    )
     with current().store.session(write=True) as session:
         image = session.get(Image, term)
         if image is not None:
@@ -288,8 +319,11 @@ def delete_compute(compute_id: str, operation_id: str) -> None:
 
 def _remove_rows(entity_id: str, job: Job) -> None:
     with current().store.session(write=True) as session:
-        link_ids = session.scalars(select(EntityRow.id).where(
-            (EntityRow.source == entity_id) | (EntityRow.target_id == entity_id))).all()
+        link_ids = session.scalars(
+            select(EntityRow.id).where(
+                (EntityRow.source == entity_id) | (EntityRow.target_id == entity_id)
+            )
+        ).all()
         ids = [entity_id, *link_ids]
         session.execute(delete(Lease).where(Lease.link_id.in_(ids)))
         session.execute(delete(EntityMixin).where(EntityMixin.entity_id.in_(ids)))
@@ -375,8 +409,10 @@ def delete_network(network_id: str, operation_id: str) -> None:
 
 def _link_parts(link: EntityRow) -> tuple[EntityRow | None, EntityRow | None]:
     with current().store.session() as session:
-        return (session.get(EntityRow, link.source or ""),
-                session.get(EntityRow, link.target_id or ""))
+        return (
+            session.get(EntityRow, link.source or ""),
+            session.get(EntityRow, link.target_id or ""),
+        )
 
 
 def attach_link(link_id: str, operation_id: str) -> None:
@@ -392,12 +428,20 @@ def attach_link(link_id: str, operation_id: str) -> None:
         attrs = job.entity.attributes or {}
         if job.entity.kind == infra.STORAGELINK.type_id:
             driver.ensure_volume(volume_spec(target))
-            driver.attach_disk(compute.id, DiskSpec(
-                volume_id=target.id, target_dev=str(attrs["occi.storagelink.deviceid"])))
+            driver.attach_disk(
+                compute.id,
+                DiskSpec(volume_id=target.id, target_dev=str(attrs["occi.storagelink.deviceid"])),
+            )
         else:
             driver.ensure_network(network_spec(target))
-            driver.attach_nic(compute.id, NicSpec(
-                link_id=link_id, network_id=target.id, mac=str(attrs["occi.networkinterface.mac"])))
+            driver.attach_nic(
+                compute.id,
+                NicSpec(
+                    link_id=link_id,
+                    network_id=target.id,
+                    mac=str(attrs["occi.networkinterface.mac"]),
+                ),
+            )
         _finish(job, "active")
 
 
@@ -418,8 +462,18 @@ def detach_link(link_id: str, operation_id: str) -> None:
 
 
 JOBS: dict[str, Callable[[str, str], None]] = {
-    f.__name__: f for f in (
-        provision_compute, act_on_compute, delete_compute, provision_storage, act_on_storage,
-        delete_storage, provision_network, act_on_network, delete_network, attach_link,
-        detach_link)
+    f.__name__: f
+    for f in (
+        provision_compute,
+        act_on_compute,
+        delete_compute,
+        provision_storage,
+        act_on_storage,
+        delete_storage,
+        provision_network,
+        act_on_network,
+        delete_network,
+        attach_link,
+        detach_link,
+    )
 }

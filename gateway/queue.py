@@ -46,17 +46,23 @@ class JobQueue:
             self._queues[name] = Queue(name, connection=self.connection)
         return self._queues[name]
 
-    def enqueue(self, host: str | None, job: Callable[..., Any], entity_id: str,
-                operation_id: str) -> None:
+    def enqueue(
+        self, host: str | None, job: Callable[..., Any], entity_id: str, operation_id: str
+    ) -> None:
         """Enqueue ``job(entity_id, operation_id)``; the RQ job id is the operation id, so
         enqueueing the same operation twice leaves one job."""
         retries = self._config.job_retries
         with redis_errors():
             self.queue(host).enqueue_call(
-                job, args=(entity_id, operation_id), timeout=self._config.job_timeout,
-                result_ttl=self._config.job_result_ttl, failure_ttl=86400,
+                job,
+                args=(entity_id, operation_id),
+                timeout=self._config.job_timeout,
+                result_ttl=self._config.job_result_ttl,
+                failure_ttl=86400,
                 job_id=f"op-{operation_id}",
-                retry=Retry(max=retries, interval=[2, 10, 30][:retries] or [2]) if retries else None,
+                retry=Retry(max=retries, interval=[2, 10, 30][:retries] or [2])
+                if retries
+                else None,
                 description=f"{job.__name__}({entity_id})",
             )
 

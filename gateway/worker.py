@@ -44,8 +44,11 @@ def run_worker(config: Config, host: str, uri: str, *, burst: bool = False) -> N
     context = WorkerContext(store=store, config=config)
     install(context)
     connection = connect(config.effective_redis_url)
-    worker = SimpleWorker([host_queue_name(host), GENERAL_QUEUE], connection=connection,
-                          name=f"nimbo-{host}-{datetime.now(UTC):%H%M%S%f}")
+    worker = SimpleWorker(
+        [host_queue_name(host), GENERAL_QUEUE],
+        connection=connection,
+        name=f"nimbo-{host}-{datetime.now(UTC):%H%M%S%f}",
+    )
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=config.log_level)
     finally:

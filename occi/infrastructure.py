@@ -24,154 +24,355 @@ OPENSTACK_COMPUTE = "http://schemas.openstack.org/compute/instance#"
 
 # --- core -------------------------------------------------------------------------------
 
-ENTITY = Kind(CORE, "entity", "Entity", attributes=(
-    A("occi.core.id", T.STRING, required=True, mutable=False, description="Unique identifier (URN)"),
-    A("occi.core.title", T.STRING, description="Display name"),
-))
-RESOURCE = Kind(CORE, "resource", "Resource", parent=ENTITY, attributes=(
-    A("occi.core.summary", T.STRING, description="Short description"),
-))
-LINK = Kind(CORE, "link", "Link", parent=ENTITY, attributes=(
-    A("occi.core.source", T.STRING, required=True, description="Location of the source resource"),
-    A("occi.core.target", T.STRING, required=True, description="Location of the target resource"),
-))
+ENTITY = Kind(
+    CORE,
+    "entity",
+    "Entity",
+    attributes=(
+        A(
+            "occi.core.id",
+            T.STRING,
+            required=True,
+            mutable=False,
+            description="Unique identifier (URN)",
+        ),
+        A("occi.core.title", T.STRING, description="Display name"),
+    ),
+)
+RESOURCE = Kind(
+    CORE,
+    "resource",
+    "Resource",
+    parent=ENTITY,
+    attributes=(A("occi.core.summary", T.STRING, description="Short description"),),
+)
+LINK = Kind(
+    CORE,
+    "link",
+    "Link",
+    parent=ENTITY,
+    attributes=(
+        A(
+            "occi.core.source",
+            T.STRING,
+            required=True,
+            description="Location of the source resource",
+        ),
+        A(
+            "occi.core.target",
+            T.STRING,
+            required=True,
+            description="Location of the target resource",
+        ),
+    ),
+)
 
 
 def _state_attrs(prefix: str, states: tuple[str, ...], default: str) -> tuple[A, A]:
     return (
-        A(f"{prefix}.state", T.ENUM, required=True, mutable=False, enum=states, default=default,
-          description="Current state"),
-        A(f"{prefix}.state.message", T.STRING, mutable=False,
-          description="Human-readable explanation of the current state"),
+        A(
+            f"{prefix}.state",
+            T.ENUM,
+            required=True,
+            mutable=False,
+            enum=states,
+            default=default,
+            description="Current state",
+        ),
+        A(
+            f"{prefix}.state.message",
+            T.STRING,
+            mutable=False,
+            description="Human-readable explanation of the current state",
+        ),
     )
 
 
 # --- compute ----------------------------------------------------------------------------
 
 START = Action(COMPUTE_ACTION, "start", "Start the compute")
-STOP = Action(COMPUTE_ACTION, "stop", "Stop the compute", attributes=(
-    A("method", T.ENUM, enum=("graceful", "acpioff", "poweroff"), default="poweroff"),))
-RESTART = Action(COMPUTE_ACTION, "restart", "Restart the compute", attributes=(
-    A("method", T.ENUM, enum=("graceful", "warm", "cold"), default="warm"),))
-SUSPEND = Action(COMPUTE_ACTION, "suspend", "Suspend the compute", attributes=(
-    A("method", T.ENUM, enum=("hibernate", "suspend"), default="suspend"),))
-SAVE = Action(COMPUTE_ACTION, "save", "Save the compute's disk as a new OS template", attributes=(
-    A("method", T.ENUM, enum=("hot", "deferred", "deffered"), default="hot"),
-    A("name", T.STRING, description="Name of the new OS template")))
+STOP = Action(
+    COMPUTE_ACTION,
+    "stop",
+    "Stop the compute",
+    attributes=(A("method", T.ENUM, enum=("graceful", "acpioff", "poweroff"), default="poweroff"),),
+)
+RESTART = Action(
+    COMPUTE_ACTION,
+    "restart",
+    "Restart the compute",
+    attributes=(A("method", T.ENUM, enum=("graceful", "warm", "cold"), default="warm"),),
+)
+SUSPEND = Action(
+    COMPUTE_ACTION,
+    "suspend",
+    "Suspend the compute",
+    attributes=(A("method", T.ENUM, enum=("hibernate", "suspend"), default="suspend"),),
+)
+SAVE = Action(
+    COMPUTE_ACTION,
+    "save",
+    "Save the compute's disk as a new OS template",
+    attributes=(
+        A("method", T.ENUM, enum=("hot", "deferred", "deffered"), default="hot"),
+        A("name", T.STRING, description="Name of the new OS template"),
+    ),
+)
 
-COMPUTE = Kind(INFRA, "compute", "Compute Resource", parent=RESOURCE, location="/compute/",
+COMPUTE = Kind(
+    INFRA,
+    "compute",
+    "Compute Resource",
+    parent=RESOURCE,
+    location="/compute/",
     actions=(START, STOP, RESTART, SUSPEND, SAVE),
     attributes=(
-        A("occi.compute.architecture", T.ENUM, enum=("x86", "x64"), default="x64",
-          description="CPU architecture"),
+        A(
+            "occi.compute.architecture",
+            T.ENUM,
+            enum=("x86", "x64"),
+            default="x64",
+            description="CPU architecture",
+        ),
         A("occi.compute.cores", T.INTEGER, minimum=1, maximum=1024, description="Number of cores"),
         A("occi.compute.share", T.INTEGER, minimum=0, description="Relative CPU share"),
-        A("occi.compute.hostname", T.STRING,
-          pattern=r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
-          description="Fully qualified DNS hostname"),
-        A("occi.compute.memory", T.NUMBER, minimum=0.0625, maximum=4096.0,
-          description="Memory in GiB"),
-        A("occi.compute.speed", T.NUMBER, minimum=0.0,
-          description="CPU speed in GHz (OCCI 1.1; accepted, not used)"),
+        A(
+            "occi.compute.hostname",
+            T.STRING,
+            pattern=r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+            description="Fully qualified DNS hostname",
+        ),
+        A(
+            "occi.compute.memory",
+            T.NUMBER,
+            minimum=0.0625,
+            maximum=4096.0,
+            description="Memory in GiB",
+        ),
+        A(
+            "occi.compute.speed",
+            T.NUMBER,
+            minimum=0.0,
+            description="CPU speed in GHz (OCCI 1.1; accepted, not used)",
+        ),
         *_state_attrs("occi.compute", ("active", "inactive", "suspended", "error"), "inactive"),
-    ))
+    ),
+)
 
 # --- storage ----------------------------------------------------------------------------
 
 ONLINE = Action(STORAGE_ACTION, "online", "Bring the storage online")
 OFFLINE = Action(STORAGE_ACTION, "offline", "Take the storage offline")
 
-STORAGE = Kind(INFRA, "storage", "Storage Resource", parent=RESOURCE, location="/storage/",
+STORAGE = Kind(
+    INFRA,
+    "storage",
+    "Storage Resource",
+    parent=RESOURCE,
+    location="/storage/",
     actions=(ONLINE, OFFLINE),
     attributes=(
-        A("occi.storage.size", T.NUMBER, required=True, minimum=0.001, maximum=65536.0,
-          description="Size in GiB"),
+        A(
+            "occi.storage.size",
+            T.NUMBER,
+            required=True,
+            minimum=0.001,
+            maximum=65536.0,
+            description="Size in GiB",
+        ),
         *_state_attrs("occi.storage", ("online", "offline", "error"), "offline"),
-    ))
+    ),
+)
 
 # --- network ----------------------------------------------------------------------------
 
 UP = Action(NETWORK_ACTION, "up", "Bring the network up")
 DOWN = Action(NETWORK_ACTION, "down", "Take the network down")
 
-NETWORK = Kind(INFRA, "network", "Network Resource", parent=RESOURCE, location="/network/",
+NETWORK = Kind(
+    INFRA,
+    "network",
+    "Network Resource",
+    parent=RESOURCE,
+    location="/network/",
     actions=(UP, DOWN),
     attributes=(
         A("occi.network.vlan", T.INTEGER, minimum=0, maximum=4095, description="802.1q VLAN id"),
         A("occi.network.label", T.STRING, pattern=r"[A-Za-z0-9._-]+", description="Label"),
         *_state_attrs("occi.network", ("active", "inactive", "error"), "inactive"),
-    ))
+    ),
+)
 
 _IPV4_CIDR = r"([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?"
 _IPV4 = r"([0-9]{1,3}\.){3}[0-9]{1,3}"
 
-IPNETWORK = Mixin(NETWORK_MIXINS, "ipnetwork", "IP Network Mixin", applies=(NETWORK,),
+IPNETWORK = Mixin(
+    NETWORK_MIXINS,
+    "ipnetwork",
+    "IP Network Mixin",
+    applies=(NETWORK,),
     attributes=(
         A("occi.network.address", T.STRING, pattern=_IPV4_CIDR, description="CIDR of the network"),
         A("occi.network.gateway", T.STRING, pattern=_IPV4, description="Gateway address"),
-        A("occi.network.allocation", T.ENUM, enum=("dynamic", "static"), default="dynamic",
-          description="Address allocation"),
-    ))
+        A(
+            "occi.network.allocation",
+            T.ENUM,
+            enum=("dynamic", "static"),
+            default="dynamic",
+            description="Address allocation",
+        ),
+    ),
+)
 
 # --- links ------------------------------------------------------------------------------
 
-NETWORKINTERFACE = Kind(INFRA, "networkinterface", "NetworkInterface Link", parent=LINK,
+NETWORKINTERFACE = Kind(
+    INFRA,
+    "networkinterface",
+    "NetworkInterface Link",
+    parent=LINK,
     location="/networkinterface/",
     attributes=(
-        A("occi.networkinterface.interface", T.STRING, mutable=False,
-          description="Interface name in the guest (eth0...)"),
-        A("occi.networkinterface.mac", T.STRING, pattern=r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}",
-          description="MAC address"),
+        A(
+            "occi.networkinterface.interface",
+            T.STRING,
+            mutable=False,
+            description="Interface name in the guest (eth0...)",
+        ),
+        A(
+            "occi.networkinterface.mac",
+            T.STRING,
+            pattern=r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}",
+            description="MAC address",
+        ),
         *_state_attrs("occi.networkinterface", ("active", "inactive", "error"), "inactive"),
-    ))
+    ),
+)
 
-IPNETWORKINTERFACE = Mixin(NETIF_MIXINS, "ipnetworkinterface", "IP Network Interface Mixin",
+IPNETWORKINTERFACE = Mixin(
+    NETIF_MIXINS,
+    "ipnetworkinterface",
+    "IP Network Interface Mixin",
     applies=(NETWORKINTERFACE,),
     attributes=(
         A("occi.networkinterface.address", T.STRING, pattern=_IPV4_CIDR, description="IP address"),
         A("occi.networkinterface.gateway", T.STRING, pattern=_IPV4, description="Gateway"),
-        A("occi.networkinterface.allocation", T.ENUM, enum=("dynamic", "static"),
-          default="dynamic", description="Address allocation"),
-    ))
+        A(
+            "occi.networkinterface.allocation",
+            T.ENUM,
+            enum=("dynamic", "static"),
+            default="dynamic",
+            description="Address allocation",
+        ),
+    ),
+)
 
-STORAGELINK = Kind(INFRA, "storagelink", "StorageLink Link", parent=LINK, location="/storagelink/",
+STORAGELINK = Kind(
+    INFRA,
+    "storagelink",
+    "StorageLink Link",
+    parent=LINK,
+    location="/storagelink/",
     attributes=(
         A("occi.storagelink.deviceid", T.STRING, description="Device in the guest (vdb...)"),
         A("occi.storagelink.mountpoint", T.STRING, description="Mount point in the guest"),
         *_state_attrs("occi.storagelink", ("active", "inactive", "error"), "inactive"),
-    ))
+    ),
+)
 
 # --- templates and contextualization ----------------------------------------------------
 
 OS_TPL = Mixin(INFRA, "os_tpl", "OS Template", applies=(COMPUTE,))
 RESOURCE_TPL = Mixin(INFRA, "resource_tpl", "Resource Template", applies=(COMPUTE,))
 
-SSH_KEY = Mixin(CREDENTIALS, "ssh_key", "SSH public key credentials", applies=(COMPUTE,),
-    attributes=(A("occi.credentials.ssh.publickey", T.STRING, required=True, mutable=False,
-                  description="OpenSSH public key line"),))
-USER_DATA = Mixin(COMPUTE_MIXINS, "user_data", "Contextualization user data", applies=(COMPUTE,),
-    attributes=(A("occi.compute.userdata", T.STRING, required=True, mutable=False,
-                  description="Base64-encoded user data"),))
-OS_PUBLIC_KEY = Mixin(OPENSTACK_CREDENTIALS, "public_key", "Public key (EGI/OpenStack)",
+SSH_KEY = Mixin(
+    CREDENTIALS,
+    "ssh_key",
+    "SSH public key credentials",
     applies=(COMPUTE,),
     attributes=(
-        A("org.openstack.credentials.publickey.data", T.STRING, required=True, mutable=False,
-          description="OpenSSH public key line"),
-        A("org.openstack.credentials.publickey.name", T.STRING, mutable=False,
-          description="Key name"),
-    ))
-OS_USER_DATA = Mixin(OPENSTACK_COMPUTE, "user_data", "User data (EGI/OpenStack)",
+        A(
+            "occi.credentials.ssh.publickey",
+            T.STRING,
+            required=True,
+            mutable=False,
+            description="OpenSSH public key line",
+        ),
+    ),
+)
+USER_DATA = Mixin(
+    COMPUTE_MIXINS,
+    "user_data",
+    "Contextualization user data",
     applies=(COMPUTE,),
-    attributes=(A("org.openstack.compute.user_data", T.STRING, required=True, mutable=False,
-                  description="Base64-encoded user data"),))
+    attributes=(
+        A(
+            "occi.compute.userdata",
+            T.STRING,
+            required=True,
+            mutable=False,
+            description="Base64-encoded user data",
+        ),
+    ),
+)
+OS_PUBLIC_KEY = Mixin(
+    OPENSTACK_CREDENTIALS,
+    "public_key",
+    "Public key (EGI/OpenStack)",
+    applies=(COMPUTE,),
+    attributes=(
+        A(
+            "org.openstack.credentials.publickey.data",
+            T.STRING,
+            required=True,
+            mutable=False,
+            description="OpenSSH public key line",
+        ),
+        A(
+            "org.openstack.credentials.publickey.name",
+            T.STRING,
+            mutable=False,
+            description="Key name",
+        ),
+    ),
+)
+OS_USER_DATA = Mixin(
+    OPENSTACK_COMPUTE,
+    "user_data",
+    "User data (EGI/OpenStack)",
+    applies=(COMPUTE,),
+    attributes=(
+        A(
+            "org.openstack.compute.user_data",
+            T.STRING,
+            required=True,
+            mutable=False,
+            description="Base64-encoded user data",
+        ),
+    ),
+)
 
 KINDS: tuple[Kind, ...] = (
-    ENTITY, RESOURCE, LINK, COMPUTE, STORAGE, NETWORK, NETWORKINTERFACE, STORAGELINK)
+    ENTITY,
+    RESOURCE,
+    LINK,
+    COMPUTE,
+    STORAGE,
+    NETWORK,
+    NETWORKINTERFACE,
+    STORAGELINK,
+)
 MIXINS: tuple[Mixin, ...] = (
-    IPNETWORK, IPNETWORKINTERFACE, OS_TPL, RESOURCE_TPL, SSH_KEY, USER_DATA, OS_PUBLIC_KEY,
-    OS_USER_DATA)
-ACTIONS: tuple[Action, ...] = (
-    START, STOP, RESTART, SUSPEND, SAVE, ONLINE, OFFLINE, UP, DOWN)
+    IPNETWORK,
+    IPNETWORKINTERFACE,
+    OS_TPL,
+    RESOURCE_TPL,
+    SSH_KEY,
+    USER_DATA,
+    OS_PUBLIC_KEY,
+    OS_USER_DATA,
+)
+ACTIONS: tuple[Action, ...] = (START, STOP, RESTART, SUSPEND, SAVE, ONLINE, OFFLINE, UP, DOWN)
 
 # Input aliases of attribute names (§5 of the notes): accepted, rendered under the spec name.
 ATTRIBUTE_ALIASES: dict[str, str] = {
@@ -189,10 +390,14 @@ ACTION_STATES: dict[str, dict[str, tuple[str, ...]]] = {
         "suspend": ("active",),
         "save": ("active", "inactive"),
     },
-    STORAGE.type_id: {"online": ("online", "offline", "error"),
-                      "offline": ("online", "offline", "error")},
-    NETWORK.type_id: {"up": ("active", "inactive", "error"),
-                      "down": ("active", "inactive", "error")},
+    STORAGE.type_id: {
+        "online": ("online", "offline", "error"),
+        "offline": ("online", "offline", "error"),
+    },
+    NETWORK.type_id: {
+        "up": ("active", "inactive", "error"),
+        "down": ("active", "inactive", "error"),
+    },
 }
 
 STATE_ATTRIBUTE: dict[str, str] = {

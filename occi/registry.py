@@ -34,8 +34,12 @@ class OsImage:
 def resource_template(flavour: Flavour, scheme: str) -> Mixin:
     A = AttributeDefinition
     return Mixin(
-        scheme, flavour.term, flavour.title, depends=(infra.RESOURCE_TPL,),
-        applies=(infra.COMPUTE,), location=f"/mixin/resource_tpl/{flavour.term}/",
+        scheme,
+        flavour.term,
+        flavour.title,
+        depends=(infra.RESOURCE_TPL,),
+        applies=(infra.COMPUTE,),
+        location=f"/mixin/resource_tpl/{flavour.term}/",
         attributes=(
             A("occi.compute.cores", AttributeType.INTEGER, default=flavour.cores, mutable=False),
             A("occi.compute.memory", AttributeType.NUMBER, default=flavour.memory, mutable=False),
@@ -46,7 +50,11 @@ def resource_template(flavour: Flavour, scheme: str) -> Mixin:
 
 def os_template(image: OsImage, scheme: str) -> Mixin:
     return Mixin(
-        scheme, image.term, image.title, depends=(infra.OS_TPL,), applies=(infra.COMPUTE,),
+        scheme,
+        image.term,
+        image.title,
+        depends=(infra.OS_TPL,),
+        applies=(infra.COMPUTE,),
         location=f"/mixin/os_tpl/{image.term}/",
     )
 
@@ -96,9 +104,12 @@ class Registry:
 
     def by_location(self, location: str) -> Kind | Mixin | None:
         """The instantiable kind or the mixin bound at ``location`` (a path ending in ``/``)."""
-        for category in (*self.kinds.values(), *self.mixins.values()):
-            if category.location == location:
-                return category
+        for kind in self.kinds.values():
+            if kind.location == location:
+                return kind
+        for mixin in self.mixins.values():
+            if mixin.location == location:
+                return mixin
         return None
 
     def related(self, category: Category) -> list[Category]:

@@ -78,12 +78,14 @@ def check_attributes(
     return out
 
 
-def require(attributes: Mapping[str, Any], defs: Mapping[str, AttributeDefinition],
-            skip: Iterable[str] = ()) -> None:
+def require(
+    attributes: Mapping[str, Any], defs: Mapping[str, AttributeDefinition], skip: Iterable[str] = ()
+) -> None:
     """Every required attribute (but those in ``skip``, set by the server) has a value."""
     skipped = set(skip)
-    missing = [n for n, d in defs.items()
-               if d.required and n not in skipped and attributes.get(n) is None]
+    missing = [
+        n for n, d in defs.items() if d.required and n not in skipped and attributes.get(n) is None
+    ]
     if missing:
         raise InvalidAttribute(f"required attribute(s) missing: {', '.join(sorted(missing))}")
 
@@ -96,10 +98,16 @@ def coerce(definition: AttributeDefinition, value: Any) -> Any:
     converter = _CONVERTERS[definition.type]
     result = converter(name, value)
     if definition.type in (AttributeType.ENUM,) and result not in definition.enum:
-        raise InvalidAttribute(f"{name} must be one of {', '.join(definition.enum)}, not {result!r}")
+        raise InvalidAttribute(
+            f"{name} must be one of {', '.join(definition.enum)}, not {result!r}"
+        )
     if isinstance(result, int | float) and not isinstance(result, bool):
         _check_range(definition, result)
-    if definition.pattern and isinstance(result, str) and not _regex(definition.pattern).fullmatch(result):
+    if (
+        definition.pattern
+        and isinstance(result, str)
+        and not _regex(definition.pattern).fullmatch(result)
+    ):
         raise InvalidAttribute(f"{name} value {result!r} does not match {definition.pattern}")
     return result
 
@@ -137,9 +145,8 @@ def _to_int(name: str, value: Any) -> int:
 def _to_float(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise InvalidAttribute(f"{name} must be a number, not a boolean")
-    if isinstance(value, int | float):
-        result = float(value)
-    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d+)?", value.strip()):
+    decimal = isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d+)?", value.strip())
+    if isinstance(value, int | float) or decimal:
         result = float(value)
     else:
         raise InvalidAttribute(f"{name} must be a number, not {value!r}")

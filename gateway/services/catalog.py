@@ -26,15 +26,21 @@ CATALOG_VERSION = "catalog_version"
 def bump_catalog(session: Session) -> None:
     """Invalidate every cached registry; call inside the transaction that changed the catalog."""
     changed = session.execute(
-        update(Meta).where(Meta.key == CATALOG_VERSION).values(value=Meta.value + 1))
+        update(Meta).where(Meta.key == CATALOG_VERSION).values(value=Meta.value + 1)
+    )
     if not getattr(changed, "rowcount", 0):
         session.add(Meta(key=CATALOG_VERSION, value=1))
 
 
 def flavours(config: Config) -> list[Flavour]:
     return [
-        Flavour(term=term, title=str(spec.get("title", term)), cores=int(spec["cores"]),
-                memory=float(spec["memory"]), share=int(spec.get("share", 1)))
+        Flavour(
+            term=term,
+            title=str(spec.get("title", term)),
+            cores=int(spec["cores"]),
+            memory=float(spec["memory"]),
+            share=int(spec.get("share", 1)),
+        )
         for term, spec in config.flavours.items()
     ]
 
@@ -47,7 +53,9 @@ class Catalog:
         self._config = config
         self.os_scheme = config.template_scheme.rstrip("/") + "/os_tpl#"
         self.resource_scheme = config.template_scheme.rstrip("/") + "/resource_tpl#"
-        self._flavour_mixins = [resource_template(f, self.resource_scheme) for f in flavours(config)]
+        self._flavour_mixins = [
+            resource_template(f, self.resource_scheme) for f in flavours(config)
+        ]
         self._cache: dict[str, tuple[int, Registry]] = {}
         self._lock = threading.Lock()
 
@@ -66,10 +74,18 @@ class Catalog:
         return registry
 
     def _build(self, principal: Principal, session: Session) -> Registry:
-        images = session.scalars(select(Image).where(
-            or_(Image.owner.is_(None), Image.owner == principal.name,
-                *([Image.owner.is_not(None)] if principal.is_admin else [])))).all()
-        os_mixins = [os_template(OsImage(i.term, i.title or i.term), self.os_scheme) for i in images]
+        images = session.scalars(
+            select(Image).where(
+                or_(
+                    Image.owner.is_(None),
+                    Image.owner == principal.name,
+                    *([Image.owner.is_not(None)] if principal.is_admin else []),
+                )
+            )
+        ).all()
+        os_mixins = [
+            os_template(OsImage(i.term, i.title or i.term), self.os_scheme) for i in images
+        ]
         query = select(UserMixin)
         if not principal.is_admin:
             query = query.where(UserMixin.owner == principal.name)
@@ -82,8 +98,15 @@ class Catalog:
 
 def user_mixin(row: UserMixin) -> Mixin:
     depends = tuple(m for m in (infra_mixin(d) for d in row.depends) if m is not None)
-    return Mixin(row.scheme, row.term, row.title, depends=depends, location=row.location,
-                 user_defined=True, owner=row.owner)
+    return Mixin(
+        row.scheme,
+        row.term,
+        row.title,
+        depends=depends,
+        location=row.location,
+        user_defined=True,
+        owner=row.owner,
+    )
 
 
 def infra_mixin(type_id: str) -> Mixin | None:

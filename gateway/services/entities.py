@@ -31,7 +31,6 @@ from gateway.scheduler import place
 from gateway.services.catalog import Catalog
 from gateway.services.plans import (
     JobFunc,
-    Plan,
     Planner,
     apply_template_sizes,
     compute_size,
@@ -78,11 +77,19 @@ class OcciService:
 
     # --- reading --------------------------------------------------------------------------
 
-    def collection(self, principal: Principal, category: Kind | Mixin, *, full: bool,
-                   flt: Filter | None = None, page: Page | None = None) -> list[Entity]:
+    def collection(
+        self,
+        principal: Principal,
+        category: Kind | Mixin,
+        *,
+        full: bool,
+        flt: Filter | None = None,
+        page: Page | None = None,
+    ) -> list[Entity]:
         if page is not None and page.number > self.config.page_max:
-            raise PayloadTooLarge(f"number={page.number} is over the maximum page size "
-                                  f"{self.config.page_max}")
+            raise PayloadTooLarge(
+                f"number={page.number} is over the maximum page size {self.config.page_max}"
+            )
         with self.store.session() as session:
             registry = self.catalog.registry(principal, session)
             query = self._visible(principal)
@@ -90,21 +97,29 @@ class OcciService:
                 kinds = [k.type_id for k in registry.kinds.values() if k.is_a(category)]
                 query = query.where(EntityRow.kind.in_(kinds))
             else:
-                query = query.where(EntityRow.id.in_(
-                    select(EntityMixin.entity_id).where(EntityMixin.mixin == category.type_id)))
-            for type_id in (flt.categories if flt else ()):
+                query = query.where(
+                    EntityRow.id.in_(
+                        select(EntityMixin.entity_id).where(EntityMixin.mixin == category.type_id)
+                    )
+                )
+            for type_id in flt.categories if flt else ():
                 query = _with_category(query, registry, type_id)
             query = query.order_by(EntityRow.created_at, EntityRow.id)
             if page is not None and not (flt and flt.attributes):
                 query = query.offset((page.page - 1) * page.number).limit(page.number)
             rows = session.scalars(query).all()
-            entities = to_entities(session, rows, registry, full=full or bool(flt and flt.attributes))
+            entities = to_entities(
+                session, rows, registry, full=full or bool(flt and flt.attributes)
+            )
         if flt and flt.attributes:
             wanted = canonical_attributes(flt.attributes)
-            entities = [e for e in entities
-                        if all(_equal(e.attributes.get(k), v) for k, v in wanted.items())]
+            entities = [
+                e
+                for e in entities
+                if all(_equal(e.attributes.get(k), v) for k, v in wanted.items())
+            ]
             if page is not None:
-                entities = entities[(page.page - 1) * page.number:page.page * page.number]
+                entities = entities[(page.page - 1) * page.number : page.page * page.number]
         return entities
 
     def everything(self, principal: Principal) -> list[Entity]:
@@ -121,24 +136,34 @@ class OcciService:
 
     # --- creating and changing ------------------------------------------------------------
 
-    def create(self, principal: Principal, kind: Kind | None,
-               requests: Sequence[EntityRequest], entity_id: str | None = None) -> list[Entity]:
+    def create(
+        self,
+        principal: Principal,
+        kind: Kind | None,
+        requests: Sequence[EntityRequest],
+        entity_id: str | None = None,
+    ) -> list[Entity]:
         if not requests:
             raise InvalidRequest("the request holds no entity")
         with self.store.session(write=True) as session:
             registry = self.catalog.registry(principal, session)
-            planner = Planner(session, registry, principal, self.config,
-                              self.catalog.default_flavour(registry))
+            planner = Planner(
+                session, registry, principal, self.config, self.catalog.default_flavour(registry)
+            )
             plans = [planner.create(r, kind, entity_id) for r in requests]
             ids = [p.entity.id for p in plans]
         self._enqueue([job for plan in plans for job in plan.jobs], undo_create=ids)
         with self.store.session() as session:
             rows = [session.get(EntityRow, i) for i in ids]
-            return to_entities(session, [r for r in rows if r is not None],
-                               self.catalog.registry(principal, session))
+            return to_entities(
+                session,
+                [r for r in rows if r is not None],
+                self.catalog.registry(principal, session),
+            )
 
-    def replace(self, principal: Principal, kind: Kind, entity_id: str,
-                request: EntityRequest) -> tuple[Entity, bool]:
+    def replace(
+        self, principal: Principal, kind: Kind, entity_id: str, request: EntityRequest
+    ) -> tuple[Entity, bool]:
         """PUT: create at this URL, or replace mixins and mutable attributes (links kept)."""
         with self.store.session() as session:
             exists = session.get(EntityRow, entity_id) is not None
@@ -146,8 +171,15 @@ class OcciService:
             return self.create(principal, kind, [request], entity_id)[0], True
         return self.update(principal, kind, entity_id, request, replace=True), False
 
-    def update(self, principal: Principal, kind: Kind, entity_id: str, request: EntityRequest,
-               *, replace: bool = False) -> Entity:
+    def update(
+        self,
+        principal: Principal,
+        kind: Kind,
+        entity_id: str,
+        request: EntityRequest,
+        *,
+        replace: bool = False,
+    ) -> Entity:
         """Partial update (POST to the entity); ``replace`` makes the request's mixins the
         whole set. A new resource_tpl or a new size is a resize."""
         pending: list[Job] = []
@@ -155,15 +187,19 @@ class OcciService:
             row = self._load(session, principal, kind, entity_id)
             registry = self.catalog.registry(principal, session)
             entity_kind = registry.kind(row.kind)
-            current = list(session.scalars(select(EntityMixin.mixin).where(
-                EntityMixin.entity_id == entity_id).order_by(EntityMixin.position)))
+            current = list(
+                session.scalars(
+                    select(EntityMixin.mixin)
+                    .where(EntityMixin.entity_id == entity_id)
+                    .order_by(EntityMixin.position)
+                )
+            )
             mixins = self._updated_mixins(registry, entity_kind, current, request, replace)
             defs = definitions(entity_kind, mixins)
             attrs = without_state(entity_kind, canonical_attributes(request.attributes))
             for server_side in ("occi.core.id", "occi.core.source", "occi.core.target"):
                 given = attrs.pop(server_side, None)
-                if server_side == "occi.core.id" and given not in (None, core_id(row.id),
-                                                                    row.id):
+                if server_side == "occi.core.id" and given not in (None, core_id(row.id), row.id):
                     raise InvalidRequest(f"occi.core.id {given} differs from the URL's id")
             attrs = check_attributes(attrs, defs, entity_kind.term)
             merged = {**(row.attributes or {}), **attrs}
@@ -173,15 +209,22 @@ class OcciService:
             session.execute(delete(EntityMixin).where(EntityMixin.entity_id == entity_id))
             session.flush()
             for position, mixin in enumerate(mixins):
-                session.add(EntityMixin(entity_id=entity_id, mixin=mixin.type_id,
-                                        position=position))
+                session.add(
+                    EntityMixin(entity_id=entity_id, mixin=mixin.type_id, position=position)
+                )
             if resize is not None:
                 pending.append(resize)
         self._enqueue(pending)
         return self.get(principal, kind, entity_id)
 
-    def _updated_mixins(self, registry: Registry, kind: Kind, current: list[str],
-                        request: EntityRequest, replace: bool) -> list[Mixin]:
+    def _updated_mixins(
+        self,
+        registry: Registry,
+        kind: Kind,
+        current: list[str],
+        request: EntityRequest,
+        replace: bool,
+    ) -> list[Mixin]:
         asked = [registry.mixin(t) for t in request.mixins if t not in registry.kinds]
         if request.kind and request.kind != kind.type_id:
             raise InvalidRequest(f"an entity's kind cannot change (it is {kind.type_id})")
@@ -192,8 +235,10 @@ class OcciService:
         old_os = [m for m in old if m.depends_on(infra.OS_TPL)]
         new_os = [m for m in asked if m.depends_on(infra.OS_TPL)]
         if new_os and old_os and new_os != old_os:
-            raise NotImplementedByServer("replacing the OS template of an existing compute is "
-                                         "not offered; create a new compute instead")
+            raise NotImplementedByServer(
+                "replacing the OS template of an existing compute is "
+                "not offered; create a new compute instead"
+            )
         if replace:
             keep_os = old_os if not new_os else []
             return list(dict.fromkeys([*keep_os, *asked]))
@@ -201,8 +246,14 @@ class OcciService:
             old = [m for m in old if not m.depends_on(infra.RESOURCE_TPL)]
         return list(dict.fromkeys([*old, *asked]))
 
-    def _resize(self, session: Session, row: EntityRow, kind: Kind, mixins: list[Mixin],
-                attrs: dict[str, Any]) -> Job | None:
+    def _resize(
+        self,
+        session: Session,
+        row: EntityRow,
+        kind: Kind,
+        mixins: list[Mixin],
+        attrs: dict[str, Any],
+    ) -> Job | None:
         if kind == infra.COMPUTE:
             apply_template_sizes(mixins, attrs)
             cores, memory = compute_size(attrs)
@@ -211,11 +262,20 @@ class OcciService:
             row.cores, row.memory_mib = 0, 0
             session.flush()
             assert row.host is not None
-            place(session, cores=cores, memory_mib=memory, policy=self.config.placement_policy,
-                  only=row.host)
+            place(
+                session,
+                cores=cores,
+                memory_mib=memory,
+                policy=self.config.placement_policy,
+                only=row.host,
+            )
             row.cores, row.memory_mib, row.state_message = cores, memory, "resize queued"
-            return (row.host, jobs.act_on_compute, row.id,
-                    operation(session, row.id, "resize", row.host))
+            return (
+                row.host,
+                jobs.act_on_compute,
+                row.id,
+                operation(session, row.id, "resize", row.host),
+            )
         if kind == infra.STORAGE:
             old = float((row.attributes or {}).get("occi.storage.size", 0))
             new = float(attrs.get("occi.storage.size", old))
@@ -223,8 +283,12 @@ class OcciService:
                 raise Conflict(f"a volume cannot shrink (from {old} GiB to {new} GiB)")
             if new > old:
                 row.state_message = "resize queued"
-                return (row.host, jobs.act_on_storage, row.id,
-                        operation(session, row.id, "resize", row.host))
+                return (
+                    row.host,
+                    jobs.act_on_storage,
+                    row.id,
+                    operation(session, row.id, "resize", row.host),
+                )
         return None
 
     # --- deleting -------------------------------------------------------------------------
@@ -241,8 +305,9 @@ class OcciService:
             return
         pending: list[Job] = []
         with self.store.session(write=True) as session:
-            rows = session.scalars(self._visible(principal).where(
-                EntityRow.kind == category.type_id)).all()
+            rows = session.scalars(
+                self._visible(principal).where(EntityRow.kind == category.type_id)
+            ).all()
             for row in rows:
                 if not row.deleting:
                     pending.extend(self._mark_deleted(session, row))
@@ -250,18 +315,29 @@ class OcciService:
 
     def _mark_deleted(self, session: Session, row: EntityRow) -> list[Job]:
         if row.kind in (infra.STORAGE.type_id, infra.NETWORK.type_id):
-            users = session.scalars(select(EntityRow.source).where(
-                EntityRow.target_id == row.id, EntityRow.deleting.is_(False))).all()
+            users = session.scalars(
+                select(EntityRow.source).where(
+                    EntityRow.target_id == row.id, EntityRow.deleting.is_(False)
+                )
+            ).all()
             if users:
-                raise Conflict(f"{row.kind.rsplit('#', 1)[1]} {row.id} is linked from compute "
-                               f"{', '.join(sorted(set(filter(None, users))))}; delete the link "
-                               "or the compute first")
+                raise Conflict(
+                    f"{row.kind.rsplit('#', 1)[1]} {row.id} is linked from compute "
+                    f"{', '.join(sorted(set(filter(None, users))))}; delete the link "
+                    "or the compute first"
+                )
         row.deleting, row.state_message = True, "deleting"
         if row.kind == infra.COMPUTE.type_id:
             for link in session.scalars(select(EntityRow).where(EntityRow.source == row.id)):
                 link.deleting = True
-            return [(row.host, jobs.delete_compute, row.id,
-                     operation(session, row.id, "delete", row.host))]
+            return [
+                (
+                    row.host,
+                    jobs.delete_compute,
+                    row.id,
+                    operation(session, row.id, "delete", row.host),
+                )
+            ]
         if row.source is not None:
             compute = session.get(EntityRow, row.source)
             host = compute.host if compute else None
@@ -271,8 +347,9 @@ class OcciService:
 
     # --- actions --------------------------------------------------------------------------
 
-    def act(self, principal: Principal, kind: Kind, entity_id: str,
-            request: ActionRequest) -> Entity | Mixin:
+    def act(
+        self, principal: Principal, kind: Kind, entity_id: str, request: ActionRequest
+    ) -> Entity | Mixin:
         with self.store.session(write=True) as session:
             row = self._load(session, principal, kind, entity_id)
             registry = self.catalog.registry(principal, session)
@@ -280,8 +357,9 @@ class OcciService:
         self._enqueue([job])
         return made if made is not None else self.get(principal, kind, entity_id)
 
-    def act_on_collection(self, principal: Principal, category: Kind | Mixin,
-                          request: ActionRequest) -> list[Entity]:
+    def act_on_collection(
+        self, principal: Principal, category: Kind | Mixin, request: ActionRequest
+    ) -> list[Entity]:
         pending: list[Job] = []
         with self.store.session(write=True) as session:
             registry = self.catalog.registry(principal, session)
@@ -289,16 +367,25 @@ class OcciService:
             if isinstance(category, Kind):
                 query = query.where(EntityRow.kind == category.type_id)
             else:
-                query = query.where(EntityRow.id.in_(select(EntityMixin.entity_id).where(
-                    EntityMixin.mixin == category.type_id)))
+                query = query.where(
+                    EntityRow.id.in_(
+                        select(EntityMixin.entity_id).where(EntityMixin.mixin == category.type_id)
+                    )
+                )
             rows = session.scalars(query.order_by(EntityRow.created_at)).all()
             for row in rows:
                 pending.append(self._trigger(session, principal, registry, row, request)[0])
         self._enqueue(pending)
         return self.collection(principal, category, full=False)
 
-    def _trigger(self, session: Session, principal: Principal, registry: Registry,
-                 row: EntityRow, request: ActionRequest) -> tuple[Job, Mixin | None]:
+    def _trigger(
+        self,
+        session: Session,
+        principal: Principal,
+        registry: Registry,
+        row: EntityRow,
+        request: ActionRequest,
+    ) -> tuple[Job, Mixin | None]:
         kind = registry.kind(row.kind)
         action = registry.actions.get(request.action)
         if action is None or action not in kind.actions:
@@ -306,13 +393,20 @@ class OcciService:
         allowed = valid_actions(kind, row.state)
         if action not in allowed:
             names = ", ".join(a.term for a in allowed) or "none"
-            raise Conflict(f"action {action.term} is not valid while the {kind.term} is "
-                           f"{row.state} (valid now: {names})")
-        busy = session.scalar(select(func.count()).select_from(Operation).where(
-            Operation.entity_id == row.id, Operation.status.in_(("queued", "running"))))
+            raise Conflict(
+                f"action {action.term} is not valid while the {kind.term} is "
+                f"{row.state} (valid now: {names})"
+            )
+        busy = session.scalar(
+            select(func.count())
+            .select_from(Operation)
+            .where(Operation.entity_id == row.id, Operation.status.in_(("queued", "running")))
+        )
         if busy:
-            raise Conflict(f"the {kind.term} is busy with another operation; retry when its "
-                           "state.message is empty")
+            raise Conflict(
+                f"the {kind.term} is busy with another operation; retry when its "
+                "state.message is empty"
+            )
         params = {}
         for name, value in canonical_attributes(request.attributes).items():
             definition = action.attribute(name)
@@ -323,55 +417,85 @@ class OcciService:
         if action == infra.SAVE:
             made, params = self._save(session, principal, registry, row, params)
         row.state_message = f"{action.term} queued"
-        job = {infra.COMPUTE: jobs.act_on_compute, infra.STORAGE: jobs.act_on_storage,
-               infra.NETWORK: jobs.act_on_network}[kind]
-        return (row.host, job, row.id, operation(session, row.id, action.term, row.host,
-                                                 params)), made
+        job = {
+            infra.COMPUTE: jobs.act_on_compute,
+            infra.STORAGE: jobs.act_on_storage,
+            infra.NETWORK: jobs.act_on_network,
+        }[kind]
+        return (
+            row.host,
+            job,
+            row.id,
+            operation(session, row.id, action.term, row.host, params),
+        ), made
 
-    def _save(self, session: Session, principal: Principal, registry: Registry, row: EntityRow,
-              params: dict[str, Any]) -> tuple[Mixin, dict[str, Any]]:
+    def _save(
+        self,
+        session: Session,
+        principal: Principal,
+        registry: Registry,
+        row: EntityRow,
+        params: dict[str, Any],
+    ) -> tuple[Mixin, dict[str, Any]]:
         from gateway.services.catalog import bump_catalog
         from occi.registry import OsImage, os_template
 
         base = str(params.get("name") or (row.attributes or {}).get("occi.core.title") or "image")
         term = _term(base)
-        if term in {m.term for m in registry.templates(infra.OS_TPL)} or session.get(Image, term):
+        taken = {m.term for m in registry.templates(infra.OS_TPL)}
+        if term in taken or session.get(Image, term) is not None:
             term = f"{term}-{row.id[:8]}"
         if session.get(Image, term) is not None:
             raise Conflict(f"an OS template named {term} exists already; pass another name")
-        session.add(Image(term=term, title=f"Saved from compute {row.id}", source="",
-                          owner=principal.name, state="saving", origin_compute=row.id))
+        session.add(
+            Image(
+                term=term,
+                title=f"Saved from compute {row.id}",
+                source="",
+                owner=principal.name,
+                state="saving",
+                origin_compute=row.id,
+            )
+        )
         bump_catalog(session)
         return os_template(OsImage(term, term), self.catalog.os_scheme), {**params, "image": term}
 
     # --- mixin collections ----------------------------------------------------------------
 
-    def associate(self, principal: Principal, mixin: Mixin, locations: Sequence[str],
-                  *, replace: bool = False) -> list[Entity]:
+    def associate(
+        self, principal: Principal, mixin: Mixin, locations: Sequence[str], *, replace: bool = False
+    ) -> list[Entity]:
         if not mixin.user_defined:
-            raise InvalidRequest(f"{mixin.type_id} is a provider template; attach it by "
-                                 "updating the entity")
+            raise InvalidRequest(
+                f"{mixin.type_id} is a provider template; attach it by updating the entity"
+            )
         with self.store.session(write=True) as session:
             rows = [self._by_location(session, principal, loc) for loc in locations]
             if replace:
-                session.execute(delete(EntityMixin).where(EntityMixin.mixin == mixin.type_id,
-                                                          EntityMixin.entity_id.in_(
-                                                              self._visible_ids(principal))))
+                session.execute(
+                    delete(EntityMixin).where(
+                        EntityMixin.mixin == mixin.type_id,
+                        EntityMixin.entity_id.in_(self._visible_ids(principal)),
+                    )
+                )
                 session.flush()
             for row in rows:
                 if session.get(EntityMixin, (row.id, mixin.type_id)) is None:
                     session.add(EntityMixin(entity_id=row.id, mixin=mixin.type_id, position=99))
         return self.collection(principal, mixin, full=False)
 
-    def dissociate(self, principal: Principal, mixin: Mixin,
-                   locations: Sequence[str] | None) -> None:
+    def dissociate(
+        self, principal: Principal, mixin: Mixin, locations: Sequence[str] | None
+    ) -> None:
         if not mixin.user_defined:
-            raise InvalidRequest(f"{mixin.type_id} is a provider template; detach it by "
-                                 "updating the entity")
+            raise InvalidRequest(
+                f"{mixin.type_id} is a provider template; detach it by updating the entity"
+            )
         with self.store.session(write=True) as session:
-            query = delete(EntityMixin).where(EntityMixin.mixin == mixin.type_id,
-                                              EntityMixin.entity_id.in_(
-                                                  self._visible_ids(principal)))
+            query = delete(EntityMixin).where(
+                EntityMixin.mixin == mixin.type_id,
+                EntityMixin.entity_id.in_(self._visible_ids(principal)),
+            )
             if locations is not None:
                 ids = [self._by_location(session, principal, loc).id for loc in locations]
                 query = query.where(EntityMixin.entity_id.in_(ids))
@@ -387,11 +511,16 @@ class OcciService:
         query = select(EntityRow.id)
         return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
 
-    def _load(self, session: Session, principal: Principal, kind: Kind,
-              entity_id: str) -> EntityRow:
+    def _load(
+        self, session: Session, principal: Principal, kind: Kind, entity_id: str
+    ) -> EntityRow:
         row = session.get(EntityRow, entity_id)
-        if (row is None or row.deleting or row.kind != kind.type_id
-                or (row.owner != principal.name and not principal.is_admin)):
+        if (
+            row is None
+            or row.deleting
+            or row.kind != kind.type_id
+            or (row.owner != principal.name and not principal.is_admin)
+        ):
             raise NotFound(f"no {kind.term} {entity_id}")
         return row
 
@@ -425,8 +554,9 @@ class OcciService:
                     row.state_message = "job queue unavailable; retry the request"
                     row.deleting = False
             if created:
-                ids = list(created) + list(session.scalars(select(EntityRow.id).where(
-                    EntityRow.source.in_(created))))
+                ids = list(created) + list(
+                    session.scalars(select(EntityRow.id).where(EntityRow.source.in_(created)))
+                )
                 session.execute(delete(EntityMixin).where(EntityMixin.entity_id.in_(ids)))
                 session.execute(delete(Operation).where(Operation.entity_id.in_(ids)))
                 session.execute(delete(EntityRow).where(EntityRow.id.in_(ids)))
@@ -435,19 +565,20 @@ class OcciService:
 def _check_immutable(old: dict[str, Any], new: dict[str, Any], defs: dict[str, Any]) -> None:
     for name, value in new.items():
         definition = defs.get(name)
-        if definition is not None and not definition.mutable and name in old \
-                and old[name] != value:
+        if definition is not None and not definition.mutable and name in old and old[name] != value:
             raise InvalidAttribute(f"{name} is immutable (it is {old[name]!r})")
 
 
 def _with_category(query, registry: Registry, type_id: str):  # type: ignore[no-untyped-def]
     if type_id in registry.kinds:
         kind = registry.kinds[type_id]
-        return query.where(EntityRow.kind.in_(
-            [k.type_id for k in registry.kinds.values() if k.is_a(kind)]))
+        return query.where(
+            EntityRow.kind.in_([k.type_id for k in registry.kinds.values() if k.is_a(kind)])
+        )
     if type_id in registry.mixins:
-        return query.where(EntityRow.id.in_(
-            select(EntityMixin.entity_id).where(EntityMixin.mixin == type_id)))
+        return query.where(
+            EntityRow.id.in_(select(EntityMixin.entity_id).where(EntityMixin.mixin == type_id))
+        )
     raise InvalidRequest(f"unknown category {type_id} in filter")
 
 

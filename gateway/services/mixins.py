@@ -32,7 +32,8 @@ class MixinService:
             raise InvalidRequest("no mixin in the request")
         with self.store.session(write=True) as session:
             registry = self.catalog.registry(principal, session)
-            taken = {c.location for c in registry.categories() if getattr(c, "location", None)}
+            taken = {k.location for k in registry.kinds.values() if k.location}
+            taken |= {m.location for m in registry.mixins.values() if m.location}
             taken |= set(session.scalars(select(UserMixin.location)))
             for ref in refs:
                 _check_new(ref)
@@ -45,9 +46,17 @@ class MixinService:
                 if ref.location in taken or ref.location.startswith(("/-/", "/.well-known/")):
                     raise Conflict(f"location {ref.location} is taken")
                 taken.add(ref.location)
-                session.add(UserMixin(type_id=ref.type_id, scheme=ref.scheme, term=ref.term,
-                                      title=ref.title or "", location=ref.location,
-                                      depends=list(ref.rel), owner=principal.name))
+                session.add(
+                    UserMixin(
+                        type_id=ref.type_id,
+                        scheme=ref.scheme,
+                        term=ref.term,
+                        title=ref.title or "",
+                        location=ref.location,
+                        depends=list(ref.rel),
+                        owner=principal.name,
+                    )
+                )
             bump_catalog(session)
 
     def remove(self, principal: Principal, refs: Sequence[CategoryRef]) -> None:
@@ -59,8 +68,9 @@ class MixinService:
                 row = session.get(UserMixin, ref.type_id)
                 if row is None or (row.owner != principal.name and not principal.is_admin):
                     if registry.find(ref.type_id) is not None:
-                        raise Forbidden(f"{ref.type_id} is defined by the provider and cannot "
-                                        "be deleted")
+                        raise Forbidden(
+                            f"{ref.type_id} is defined by the provider and cannot be deleted"
+                        )
                     raise NotFound(f"no user mixin {ref.type_id}")
                 session.execute(delete(EntityMixin).where(EntityMixin.mixin == ref.type_id))
                 session.delete(row)
@@ -68,8 +78,12 @@ class MixinService:
 
 
 def _same(row: UserMixin, ref: CategoryRef, principal: Principal) -> bool:
-    return (row.owner == principal.name and row.location == ref.location
-            and list(row.depends) == list(ref.rel) and row.title == (ref.title or ""))
+    return (
+        row.owner == principal.name
+        and row.location == ref.location
+        and list(row.depends) == list(ref.rel)
+        and row.title == (ref.title or "")
+    )
 
 
 def _check_new(ref: CategoryRef) -> None:
@@ -78,16 +92,25 @@ def _check_new(ref: CategoryRef) -> None:
     if ref.scheme.startswith(RESERVED_SCHEME):
         raise InvalidRequest(f"scheme {ref.scheme} is reserved for the OCCI standard")
     if not ref.scheme.endswith("#") or not _TERM.match(ref.term):
-        raise InvalidRequest(f"{ref.type_id} is not a valid category (scheme must end in '#', "
-                             "term letters, digits, '-', '_' and '.')")
+        raise InvalidRequest(
+            f"{ref.type_id} is not a valid category (scheme must end in '#', "
+            "term letters, digits, '-', '_' and '.')"
+        )
     if not ref.location:
         raise InvalidRequest(f"mixin {ref.type_id} needs a location ending in '/'")
     if not _LOCATION.match(ref.location):
         raise InvalidRequest(f"location {ref.location} must be a path ending in '/'")
 
 
-def register_image(store: Store, term: str, source: str, *, title: str = "",
-                   checksum: str | None = None, owner: str | None = None) -> Image:
+def register_image(
+    store: Store,
+    term: str,
+    source: str,
+    *,
+    title: str = "",
+    checksum: str | None = None,
+    owner: str | None = None,
+) -> Image:
     """Register an os_tpl image from a local file (checksum verified or computed) or a URL."""
     if not _TERM.match(term):
         raise InvalidRequest(f"image name {term!r}: letters, digits, '-', '_' and '.' only")
@@ -105,8 +128,15 @@ def register_image(store: Store, term: str, source: str, *, title: str = "",
     with store.session(write=True) as session:
         if session.get(Image, term) is not None:
             raise Conflict(f"an image named {term} is registered already")
-        image = Image(term=term, title=title or term, source=source, checksum=checksum,
-                      size_bytes=size, owner=owner, state="ready")
+        image = Image(
+            term=term,
+            title=title or term,
+            source=source,
+            checksum=checksum,
+            size_bytes=size,
+            owner=owner,
+            state="ready",
+        )
         session.add(image)
         bump_catalog(session)
         return image

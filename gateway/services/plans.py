@@ -38,8 +38,10 @@ from occi.validation import (
 
 MIB_PER_GIB = 1024
 SERVER_SET = ("occi.core.id", "occi.core.source", "occi.core.target")
-_UUID = re.compile(r"^(?:urn:uuid:)?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                   r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+_UUID = re.compile(
+    r"^(?:urn:uuid:)?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
 # Clients also choose plain ids ("Compute_1795259671", "42"): one safe path segment.
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,63}$")
 
@@ -63,8 +65,10 @@ def parse_id(value: object) -> str:
         return match.group(1).lower()
     if _PLAIN_ID.match(text):
         return text
-    raise InvalidAttribute(f"occi.core.id must be a UUID, a urn:uuid URN, or up to 64 letters, "
-                           f"digits and '_.~-' (not {value!r})")
+    raise InvalidAttribute(
+        f"occi.core.id must be a UUID, a urn:uuid URN, or up to 64 letters, "
+        f"digits and '_.~-' (not {value!r})"
+    )
 
 
 def location_path(location: str) -> str:
@@ -80,11 +84,15 @@ def without_state(kind: Kind, attributes: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attributes.items() if k not in (name, f"{name}.message")}
 
 
-def operation(session: Session, entity_id: str, verb: str, host: str | None,
-              params: dict[str, Any] | None = None) -> str:
+def operation(
+    session: Session,
+    entity_id: str,
+    verb: str,
+    host: str | None,
+    params: dict[str, Any] | None = None,
+) -> str:
     op_id = str(uuid.uuid4())
-    session.add(Operation(id=op_id, entity_id=entity_id, verb=verb, params=params or {},
-                          host=host))
+    session.add(Operation(id=op_id, entity_id=entity_id, verb=verb, params=params or {}, host=host))
     return op_id
 
 
@@ -100,8 +108,12 @@ def owned(session: Session, principal: Principal, path: str, kinds: tuple[Kind, 
         assert kind.location is not None
         if clean.startswith(kind.location):
             row = session.get(EntityRow, clean.removeprefix(kind.location))
-            if (row is not None and row.kind == kind.type_id and not row.deleting
-                    and (row.owner == principal.name or principal.is_admin)):
+            if (
+                row is not None
+                and row.kind == kind.type_id
+                and not row.deleting
+                and (row.owner == principal.name or principal.is_admin)
+            ):
                 return row
     names = " or ".join(k.term for k in kinds)
     raise InvalidRequest(f"{path} is not a {names} of yours")
@@ -110,8 +122,14 @@ def owned(session: Session, principal: Principal, path: str, kinds: tuple[Kind, 
 class Planner:
     """Turns validated requests into rows. One instance per request."""
 
-    def __init__(self, session: Session, registry: Registry, principal: Principal,
-                 config: Config, default_flavour: Mixin | None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        registry: Registry,
+        principal: Principal,
+        config: Config,
+        default_flavour: Mixin | None,
+    ) -> None:
         self.session = session
         self.registry = registry
         self.principal = principal
@@ -120,8 +138,9 @@ class Planner:
 
     # --- entry point ----------------------------------------------------------------------
 
-    def create(self, request: EntityRequest, expected: Kind | None,
-               entity_id: str | None = None) -> Plan:
+    def create(
+        self, request: EntityRequest, expected: Kind | None, entity_id: str | None = None
+    ) -> Plan:
         kind, mixins = resolve_categories(request, self.registry, expected)
         attrs = without_state(kind, canonical_attributes(request.attributes))
         given_id = attrs.pop("occi.core.id", None)
@@ -134,26 +153,49 @@ class Planner:
         defs = definitions(kind, mixins)
         if kind.is_a(infra.LINK):
             return self._link(kind, mixins, attrs, defs, new_id)
-        builder = {infra.COMPUTE: self._compute, infra.STORAGE: self._storage,
-                   infra.NETWORK: self._network}.get(kind)
+        builder = {
+            infra.COMPUTE: self._compute,
+            infra.STORAGE: self._storage,
+            infra.NETWORK: self._network,
+        }.get(kind)
         if builder is None:
             raise InvalidRequest(f"kind {kind.type_id} cannot be created")
-        return builder(kind, mixins, check_attributes(attrs, defs, kind.term), defs, new_id,
-                       request.links)
+        return builder(
+            kind, mixins, check_attributes(attrs, defs, kind.term), defs, new_id, request.links
+        )
 
     # --- resources ------------------------------------------------------------------------
 
-    def _row(self, kind: Kind, entity_id: str, attrs: dict[str, Any], host: str | None,
-             message: str = "queued") -> EntityRow:
-        row = EntityRow(id=entity_id, kind=kind.type_id, owner=self.principal.name,
-                        attributes={k: v for k, v in attrs.items() if v is not None},
-                        state=_initial_state(kind), state_message=message, host=host)
+    def _row(
+        self,
+        kind: Kind,
+        entity_id: str,
+        attrs: dict[str, Any],
+        host: str | None,
+        message: str = "queued",
+    ) -> EntityRow:
+        row = EntityRow(
+            id=entity_id,
+            kind=kind.type_id,
+            owner=self.principal.name,
+            attributes={k: v for k, v in attrs.items() if v is not None},
+            state=_initial_state(kind),
+            state_message=message,
+            host=host,
+        )
         self.session.add(row)
         self.session.flush()  # before its mixin rows: there is no ORM relationship to order them
         return row
 
-    def _compute(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
-                 defs: dict[str, Any], entity_id: str, links: list[LinkRequest]) -> Plan:
+    def _compute(
+        self,
+        kind: Kind,
+        mixins: list[Mixin],
+        attrs: dict[str, Any],
+        defs: dict[str, Any],
+        entity_id: str,
+        links: list[LinkRequest],
+    ) -> Plan:
         if single_template(mixins, infra.OS_TPL) is None:
             mixins = [*mixins, self._default_image()]
         mixins = self._with_flavour(mixins, attrs)
@@ -167,11 +209,16 @@ class Planner:
         targets = [self._inline_target(link) for link in links]
         storage_hosts = {t.host for t in targets if t.kind == infra.STORAGE.type_id}
         if len(storage_hosts) > 1:
-            raise Conflict("the linked storages live on different hosts; one compute cannot "
-                           "attach them all")
-        host = place(self.session, cores=cores, memory_mib=memory_mib,
-                     policy=self.config.placement_policy,
-                     only=next(iter(storage_hosts)) if storage_hosts else None)
+            raise Conflict(
+                "the linked storages live on different hosts; one compute cannot attach them all"
+            )
+        host = place(
+            self.session,
+            cores=cores,
+            memory_mib=memory_mib,
+            policy=self.config.placement_policy,
+            only=next(iter(storage_hosts)) if storage_hosts else None,
+        )
         row = self._row(kind, entity_id, attrs, host, note or "queued")
         row.cores, row.memory_mib = cores, memory_mib
         add_mixins(self.session, entity_id, mixins)
@@ -197,8 +244,15 @@ class Planner:
             return mixins
         return [*mixins, self.default_flavour]
 
-    def _storage(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
-                 defs: dict[str, Any], entity_id: str, links: list[LinkRequest]) -> Plan:
+    def _storage(
+        self,
+        kind: Kind,
+        mixins: list[Mixin],
+        attrs: dict[str, Any],
+        defs: dict[str, Any],
+        entity_id: str,
+        links: list[LinkRequest],
+    ) -> Plan:
         if links:
             raise InvalidRequest("a storage has no links of its own; link it from a compute")
         require(attrs, defs, skip=(*SERVER_SET, "occi.storage.state"))
@@ -208,8 +262,15 @@ class Planner:
         op = operation(self.session, entity_id, "provision", host)
         return Plan(row, [(host, jobs.provision_storage, entity_id, op)])
 
-    def _network(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
-                 defs: dict[str, Any], entity_id: str, links: list[LinkRequest]) -> Plan:
+    def _network(
+        self,
+        kind: Kind,
+        mixins: list[Mixin],
+        attrs: dict[str, Any],
+        defs: dict[str, Any],
+        entity_id: str,
+        links: list[LinkRequest],
+    ) -> Plan:
         if links:
             raise InvalidRequest("a network has no links of its own; link it from a compute")
         require(attrs, defs, skip=(*SERVER_SET, "occi.network.state"))
@@ -227,25 +288,42 @@ class Planner:
 
     def _inline_link(self, compute: EntityRow, link: LinkRequest, target: EntityRow) -> None:
         kind = infra.STORAGELINK if target.kind == infra.STORAGE.type_id else infra.NETWORKINTERFACE
-        request = EntityRequest(kind=None, mixins=list(link.categories),
-                                attributes=canonical_attributes(link.attributes))
+        request = EntityRequest(
+            kind=None,
+            mixins=list(link.categories),
+            attributes=canonical_attributes(link.attributes),
+        )
         link_kind, mixins = resolve_categories(request, self.registry, kind)
         attrs = without_state(link_kind, request.attributes)
         attrs.pop("occi.core.source", None)
         attrs.pop("occi.core.target", None)
         given = attrs.pop("occi.core.id", None)
-        link_id = parse_id(given) if given else (
-            parse_id(location_path(link.self_location).rsplit("/", 1)[-1])
-            if link.self_location else str(uuid.uuid4()))
+        link_id = (
+            parse_id(given)
+            if given
+            else (
+                parse_id(location_path(link.self_location).rsplit("/", 1)[-1])
+                if link.self_location
+                else str(uuid.uuid4())
+            )
+        )
         if self.session.get(EntityRow, link_id) is not None:
             raise Conflict(f"an entity with id {link_id} exists already")
         attrs = check_attributes(attrs, definitions(link_kind, mixins), link_kind.term)
         self._link_row(link_kind, mixins, attrs, link_id, compute, target, message="queued")
 
-    def _link(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any],
-              defs: dict[str, Any], link_id: str) -> Plan:
-        source_path, target_path = attrs.pop("occi.core.source", None), attrs.pop(
-            "occi.core.target", None)
+    def _link(
+        self,
+        kind: Kind,
+        mixins: list[Mixin],
+        attrs: dict[str, Any],
+        defs: dict[str, Any],
+        link_id: str,
+    ) -> Plan:
+        source_path, target_path = (
+            attrs.pop("occi.core.source", None),
+            attrs.pop("occi.core.target", None),
+        )
         if not source_path or not target_path:
             raise InvalidAttribute("a link needs occi.core.source and occi.core.target")
         target_kind = infra.STORAGE if kind == infra.STORAGELINK else infra.NETWORK
@@ -253,27 +331,48 @@ class Planner:
         target = owned(self.session, self.principal, str(target_path), (target_kind,))
         attrs = check_attributes(attrs, defs, kind.term)
         if kind == infra.STORAGELINK and target.host != compute.host:
-            raise Conflict(f"storage {target.id} lives on host {target.host}, compute "
-                           f"{compute.id} on {compute.host}: local volumes cannot be attached "
-                           "across hosts")
+            raise Conflict(
+                f"storage {target.id} lives on host {target.host}, compute "
+                f"{compute.id} on {compute.host}: local volumes cannot be attached "
+                "across hosts"
+            )
         row = self._link_row(kind, mixins, attrs, link_id, compute, target, message="queued")
         op = operation(self.session, link_id, "attach", compute.host)
         return Plan(row, [(compute.host, jobs.attach_link, link_id, op)])
 
-    def _link_row(self, kind: Kind, mixins: list[Mixin], attrs: dict[str, Any], link_id: str,
-                  compute: EntityRow, target: EntityRow, message: str) -> EntityRow:
+    def _link_row(
+        self,
+        kind: Kind,
+        mixins: list[Mixin],
+        attrs: dict[str, Any],
+        link_id: str,
+        compute: EntityRow,
+        target: EntityRow,
+        message: str,
+    ) -> EntityRow:
         if kind == infra.STORAGELINK:
             attrs.setdefault("occi.storagelink.deviceid", self._next_device(compute.id))
         else:
             mac = attrs.get("occi.networkinterface.mac") or derive_mac(link_id)
             attrs["occi.networkinterface.mac"] = str(mac).lower()
             attrs.setdefault("occi.networkinterface.interface", self._next_interface(compute.id))
-        require(attrs, definitions(kind, mixins),
-                skip=(*SERVER_SET, infra.STATE_ATTRIBUTE[kind.type_id]))
-        row = EntityRow(id=link_id, kind=kind.type_id, owner=self.principal.name,
-                        attributes=attrs, state="inactive", state_message=message,
-                        source=compute.id, target=f"{kind_target_location(target)}",
-                        target_id=target.id, host=None)
+        require(
+            attrs,
+            definitions(kind, mixins),
+            skip=(*SERVER_SET, infra.STATE_ATTRIBUTE[kind.type_id]),
+        )
+        row = EntityRow(
+            id=link_id,
+            kind=kind.type_id,
+            owner=self.principal.name,
+            attributes=attrs,
+            state="inactive",
+            state_message=message,
+            source=compute.id,
+            target=f"{kind_target_location(target)}",
+            target_id=target.id,
+            host=None,
+        )
         self.session.add(row)
         self.session.flush()
         add_mixins(self.session, link_id, mixins)
@@ -292,8 +391,9 @@ class Planner:
 
     def _used(self, compute_id: str, attribute: str) -> set[str]:
         self.session.flush()
-        rows = self.session.scalars(select(EntityRow).where(
-            EntityRow.source == compute_id, EntityRow.deleting.is_(False))).all()
+        rows = self.session.scalars(
+            select(EntityRow).where(EntityRow.source == compute_id, EntityRow.deleting.is_(False))
+        ).all()
         return {str((r.attributes or {}).get(attribute)) for r in rows}
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import EntityMixin, EntityRow
@@ -14,6 +15,7 @@ from occi import infrastructure as infra
 from occi.core import Action, Entity, Kind, Link, Mixin, Resource
 from occi.registry import Registry
 
+T = TypeVar("T")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -61,15 +63,22 @@ def to_link(row: EntityRow, registry: Registry, mixin_names: Sequence[str]) -> L
     attrs = _attributes(row, kind)
     attrs["occi.core.source"] = f"{infra.COMPUTE.location}{row.source}"
     attrs["occi.core.target"] = target
-    return Link(id=row.id, kind=kind, mixins=_mixins(mixin_names, registry), attributes=attrs,
-                actions=valid_actions(kind, row.state),
-                source=f"{infra.COMPUTE.location}{row.source}", target=target,
-                source_kind=infra.COMPUTE,
-                target_kind=target_kind if isinstance(target_kind, Kind) else None)
+    return Link(
+        id=row.id,
+        kind=kind,
+        mixins=_mixins(mixin_names, registry),
+        attributes=attrs,
+        actions=valid_actions(kind, row.state),
+        source=f"{infra.COMPUTE.location}{row.source}",
+        target=target,
+        source_kind=infra.COMPUTE,
+        target_kind=target_kind if isinstance(target_kind, Kind) else None,
+    )
 
 
-def to_entities(session: Session, rows: Sequence[EntityRow], registry: Registry,
-                *, full: bool = True) -> list[Entity]:
+def to_entities(
+    session: Session, rows: Sequence[EntityRow], registry: Registry, *, full: bool = True
+) -> list[Entity]:
     """Model objects for ``rows``; ``full`` loads mixins and inline links (else bare kinds,
     enough for location-only renderings)."""
     if not full:
@@ -79,8 +88,13 @@ def to_entities(session: Session, rows: Sequence[EntityRow], registry: Registry,
     links_by_source: dict[str, list[EntityRow]] = defaultdict(list)
     resource_ids = [r.id for r in rows if r.source is None]
     if resource_ids:
-        link_rows = _chunked(session, resource_ids, lambda chunk: select(EntityRow).where(
-            EntityRow.source.in_(chunk), EntityRow.deleting.is_(False)))
+        link_rows = _chunked(
+            session,
+            resource_ids,
+            lambda chunk: select(EntityRow).where(
+                EntityRow.source.in_(chunk), EntityRow.deleting.is_(False)
+            ),
+        )
         link_mixins = _mixins_of(session, [link.id for link in link_rows])
         for link in link_rows:
             links_by_source[link.source or ""].append(link)
@@ -91,29 +105,43 @@ def to_entities(session: Session, rows: Sequence[EntityRow], registry: Registry,
             out.append(to_link(row, registry, mixins.get(row.id, [])))
             continue
         kind = registry.kind(row.kind)
-        out.append(Resource(
-            id=row.id, kind=kind, mixins=_mixins(mixins.get(row.id, []), registry),
-            attributes=_attributes(row, kind), actions=valid_actions(kind, row.state),
-            links=[to_link(link, registry, mixins.get(link.id, []))
-                   for link in links_by_source.get(row.id, [])]))
+        out.append(
+            Resource(
+                id=row.id,
+                kind=kind,
+                mixins=_mixins(mixins.get(row.id, []), registry),
+                attributes=_attributes(row, kind),
+                actions=valid_actions(kind, row.state),
+                links=[
+                    to_link(link, registry, mixins.get(link.id, []))
+                    for link in links_by_source.get(row.id, [])
+                ],
+            )
+        )
     return out
 
 
 def _mixins_of(session: Session, ids: Sequence[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
-    pairs = _chunked(session, list(ids), lambda chunk: select(EntityMixin).where(
-        EntityMixin.entity_id.in_(chunk)).order_by(EntityMixin.entity_id, EntityMixin.position))
+    pairs = _chunked(
+        session,
+        list(ids),
+        lambda chunk: (
+            select(EntityMixin)
+            .where(EntityMixin.entity_id.in_(chunk))
+            .order_by(EntityMixin.entity_id, EntityMixin.position)
+        ),
+    )
     for pair in pairs:
         out[pair.entity_id].append(pair.mixin)
     return out
 
 
-def _chunked(session: Session, ids: list[str], query: object) -> list:  # type: ignore[type-arg]
-    from collections.abc import Callable
-
-    assert callable(query)
-    build: Callable[[list[str]], object] = query
-    out: list = []  # type: ignore[type-arg]
+def _chunked(
+    session: Session, ids: list[str], build: Callable[[list[str]], Select[T]]
+) -> list[T]:
+    """Run ``build(chunk)`` for chunks of ``ids`` (SQLite caps bound parameters)."""
+    out: list[T] = []
     for start in range(0, len(ids), 900):
-        out.extend(session.scalars(build(ids[start:start + 900])).all())  # type: ignore[call-overload]
+        out.extend(session.scalars(build(ids[start : start + 900])).all())
     return out

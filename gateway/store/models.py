@@ -118,7 +118,8 @@ class EntityMixin(Base):
     __tablename__ = "entity_mixins"
 
     entity_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True)
+        String(64), ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True
+    )
     mixin: Mapped[str] = mapped_column(String(512), primary_key=True, index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -29,7 +29,7 @@ from gateway.errors import (
     NotImplementedByServer,
     ParseError,
 )
-from occi.core import ActionRequest, Entity, Kind, Mixin, RenderContext
+from occi.core import ActionRequest, Category, Entity, Kind, Mixin, RenderContext
 from occi.http.errors import extra_headers, status_for
 from occi.rendering import JSON, OCCI_JSON, TEXT_PLAIN, Rendered, Renderer
 from occi.rendering.negotiation import negotiate, occi_version_ok, parser_for, renderer_for
@@ -74,8 +74,9 @@ def _parser():  # type: ignore[no-untyped-def]
     return parser_for(request.headers.get("Content-Type"))
 
 
-def _respond(rendered: Rendered, status: int = 200,
-             extra: Sequence[tuple[str, str]] = ()) -> Response:
+def _respond(
+    rendered: Rendered, status: int = 200, extra: Sequence[tuple[str, str]] = ()
+) -> Response:
     response = Response(rendered.body, status=status, content_type=rendered.content_type)
     for name, value in [*rendered.headers, *extra]:
         response.headers.add(name, value)
@@ -89,8 +90,9 @@ def _is_json(renderer: Renderer) -> bool:
 @bp.before_request
 def _check_version() -> None:
     if not occi_version_ok(request.headers.get("User-Agent")):
-        raise NotImplementedByServer("this server speaks OCCI 1.2 (and 1.1); the client asks "
-                                     "for a newer version")
+        raise NotImplementedByServer(
+            "this server speaks OCCI 1.2 (and 1.1); the client asks for a newer version"
+        )
 
 
 @bp.after_app_request
@@ -103,8 +105,9 @@ def _server_header(response: Response) -> Response:
     # RFC 9110 spelling ("201 Created").
     with contextlib.suppress(ValueError):
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
-    response.headers.setdefault("Accept", ", ".join(
-        ("text/plain", "text/occi", "text/uri-list", "application/occi+json")))
+    response.headers.setdefault(
+        "Accept", ", ".join(("text/plain", "text/occi", "text/uri-list", "application/occi+json"))
+    )
     return response
 
 
@@ -127,7 +130,7 @@ def _nimbo_error(error: NimboError) -> Response:
 
 
 @bp.app_errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
+def _http_error(error: HTTPException) -> Any:
     if error.code == 405:
         allowed = tuple(error.valid_methods or ()) if hasattr(error, "valid_methods") else ()
         return render_error(MethodNotAllowed(f"{request.method} is not allowed here", allowed))
@@ -136,9 +139,12 @@ def _http_error(error: HTTPException) -> Response:
 
         return render_error(PayloadTooLarge("request body too large"))
     if error.code and 300 <= error.code < 400:
-        return error.get_response()
-    return render_error(InvalidRequest(error.description or "bad request")
-                        if error.code == 400 else NotFound(f"nothing at {request.path}"))
+        return Response.force_type(error.get_response(), request.environ)
+    return render_error(
+        InvalidRequest(error.description or "bad request")
+        if error.code == 400
+        else NotFound(f"nothing at {request.path}")
+    )
 
 
 @bp.app_errorhandler(Exception)
@@ -163,7 +169,7 @@ def query_interface() -> Response:
         wanted, _attrs = _parser().filters(_body(), _headers())
         categories = registry.categories()
         if wanted:
-            found = []
+            found: list[Category] = []
             for ref in wanted:
                 category = registry.find(ref.type_id)
                 if category is None:
@@ -221,10 +227,14 @@ def _collection(category: Kind | Mixin) -> Response:
         categories, attributes = _parser().filters(_body(), _headers())
         from gateway.services.entities import Filter
 
-        flt = Filter([c.type_id for c in categories], attributes or None) \
-            if categories or attributes else None
-        entities = occi.collection(principal, category, full=_is_json(renderer), flt=flt,
-                                   page=_page())
+        flt = (
+            Filter([c.type_id for c in categories], attributes or None)
+            if categories or attributes
+            else None
+        )
+        entities = occi.collection(
+            principal, category, full=_is_json(renderer), flt=flt, page=_page()
+        )
         return _respond(renderer.collection(entities, _ctx()))
     if request.method == "POST" and action:
         occi.act_on_collection(principal, category, _action_request(category, action))
@@ -235,8 +245,9 @@ def _collection(category: Kind | Mixin) -> Response:
         if request.method == "DELETE":
             occi.delete_collection(principal, category)
             return _respond(renderer.ok())
-        raise MethodNotAllowed(f"{request.method} is not defined on a kind collection",
-                               ("GET", "POST", "DELETE"))
+        raise MethodNotAllowed(
+            f"{request.method} is not defined on a kind collection", ("GET", "POST", "DELETE")
+        )
     return _mixin_collection(category, renderer)
 
 
@@ -268,8 +279,11 @@ def _created(renderer: Renderer, created: Sequence[Entity]) -> Response:
     ctx = _ctx()
     locations = [ctx.absolute(e.location) for e in created]
     rendered = renderer.locations(locations, ctx)
-    extra = [("Location", locations[0])] if not any(
-        name.lower() == "location" for name, _ in rendered.headers) else []
+    extra = (
+        [("Location", locations[0])]
+        if not any(name.lower() == "location" for name, _ in rendered.headers)
+        else []
+    )
     return _respond(rendered, 201, extra)
 
 
@@ -302,8 +316,9 @@ def _entity(kind: Kind, entity_id: str) -> Response:
 def _action_request(category: Kind | Mixin, term: str) -> ActionRequest:
     """The invocation in the body; its term must match ``?action=``. An empty request (no body,
     no Category field) means the action of that term without parameters."""
-    candidates = [a for a in category.actions if a.term == term] if isinstance(category, Kind) \
-        else []
+    candidates = (
+        [a for a in category.actions if a.term == term] if isinstance(category, Kind) else []
+    )
     try:
         invocation = _parser().action(_body(), _headers())
     except ParseError:
@@ -313,8 +328,9 @@ def _action_request(category: Kind | Mixin, term: str) -> ActionRequest:
             raise InvalidRequest(f"action {term} is not defined here") from None
         return ActionRequest(action=candidates[0].type_id)
     if invocation.action.rsplit("#", 1)[-1] != term:
-        raise InvalidRequest(f"the body invokes {invocation.action}, the URL asks for ?action="
-                             f"{term}")
+        raise InvalidRequest(
+            f"the body invokes {invocation.action}, the URL asks for ?action={term}"
+        )
     return invocation
 
 
