@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 
 from rq import SimpleWorker
 
 from backends.registry import open_driver
 from gateway.config import Config
-from gateway.queue import GENERAL_QUEUE, connect, host_queue_name
+from gateway.errors import NimboError
+from gateway.queue import GENERAL_QUEUE, JobQueue, connect, host_queue_name
+from gateway.reconciler import reconcile
 from gateway.runtime import WorkerContext, driver_options, install
 from gateway.store.db import Store
 from gateway.store.models import Host
@@ -37,6 +40,16 @@ def register_host(store: Store, config: Config, name: str, uri: str) -> Host:
     return host
 
 
+def _reconcile_forever(
+    context: WorkerContext, queue: JobQueue, host: str, interval: float, stop: threading.Event
+) -> None:
+    while not stop.wait(interval):
+        try:
+            reconcile(context, queue, host)
+        except NimboError as exc:
+            log.warning("reconciler pass on %s failed: %s", host, exc.message)
+
+
 def run_worker(config: Config, host: str, uri: str, *, burst: bool = False) -> None:
     store = Store(config.effective_database_url)
     store.create_schema()
@@ -44,6 +57,14 @@ def run_worker(config: Config, host: str, uri: str, *, burst: bool = False) -> N
     context = WorkerContext(store=store, config=config)
     install(context)
     connection = connect(config.effective_redis_url)
+    stop = threading.Event()
+    if not burst and config.reconcile_interval > 0:
+        threading.Thread(
+            target=_reconcile_forever,
+            args=(context, JobQueue(connection, config), host, config.reconcile_interval, stop),
+            name="reconciler",
+            daemon=True,
+        ).start()
     worker = SimpleWorker(
         [host_queue_name(host), GENERAL_QUEUE],
         connection=connection,
@@ -52,5 +73,6 @@ def run_worker(config: Config, host: str, uri: str, *, burst: bool = False) -> N
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=config.log_level)
     finally:
+        stop.set()
         context.close()
         install(None)
