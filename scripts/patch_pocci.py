@@ -10,6 +10,13 @@ pOCCI was written for Python 2 and converted with 2to3 at install time. What sti
   (``'2\\d\\d '``, ``'\\*/\\*'``): a DeprecationWarning today, a SyntaxWarning from 3.12 and
   meant to become an error. Made raw / plain so the suite keeps running on newer Pythons.
 
+One edit is not about Python 3 but a bug in a test's input: CORE/CREATE/001 sends
+``occi.compute.architecture="arch"``. OCCI Infrastructure (GFD-R-P.224, Compute attributes)
+defines that attribute as Enum {x86, x64}, and a server must answer 400 to a value outside it
+(our own tests check that nimbostratus does). The edit sends ``x64`` instead and changes
+nothing else in the test: it still checks that a compute with a client-chosen id, title and
+summary is created with 201.
+
 Run it with the interpreter of the venv that holds pOCCI (``scripts/install-pocci`` does).
 Each edit names the exact text it expects: the script is idempotent (an edit already made is
 skipped), and it fails loudly when neither the old nor the new text is found, so an
@@ -57,6 +64,13 @@ EDITS = (
         "render_text.py",
         r"reLocation = re.compile(r'^((?i)x-occi-location|location):\s*(.*)')",
         r"reLocation = re.compile(r'(?i)^(x-occi-location|location):\s*(.*)')",
+    ),
+    Edit(
+        "CORE.py",
+        "                    'name': 'occi.compute.architecture',\n"
+        "                    'value': 'arch',",
+        "                    'name': 'occi.compute.architecture',\n"
+        "                    'value': 'x64',",
     ),
     Edit(
         "CORE.py",
