@@ -122,18 +122,17 @@ def to_entities(
 
 
 def _mixins_of(session: Session, ids: Sequence[str]) -> dict[str, list[str]]:
+    """Mixin type-ids per entity, in order; plain tuples (no ORM objects) for big listings."""
     out: dict[str, list[str]] = defaultdict(list)
-    pairs = _chunked(
-        session,
-        list(ids),
-        lambda chunk: (
-            select(EntityMixin)
-            .where(EntityMixin.entity_id.in_(chunk))
+    ids = list(ids)
+    for start in range(0, len(ids), 900):
+        pairs = session.execute(
+            select(EntityMixin.entity_id, EntityMixin.mixin)
+            .where(EntityMixin.entity_id.in_(ids[start : start + 900]))
             .order_by(EntityMixin.entity_id, EntityMixin.position)
-        ),
-    )
-    for pair in pairs:
-        out[pair.entity_id].append(pair.mixin)
+        )
+        for entity_id, mixin in pairs:
+            out[entity_id].append(mixin)
     return out
 
 

@@ -31,6 +31,7 @@ from gateway.errors import (
 )
 from occi.core import ActionRequest, Category, Entity, Kind, Mixin, RenderContext
 from occi.http.errors import extra_headers, status_for
+from occi.infrastructure import KINDS
 from occi.rendering import JSON, OCCI_JSON, TEXT_PLAIN, Rendered, Renderer
 from occi.rendering.negotiation import negotiate, occi_version_ok, parser_for, renderer_for
 
@@ -43,6 +44,7 @@ bp = Blueprint("occi", __name__)
 
 QI_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
 SERVER_HEADER = f"nimbostratus/{__version__} OCCI/1.2 OCCI/1.1"
+KIND_LOCATIONS: dict[str, Kind] = {k.location: k for k in KINDS if k.location}
 
 
 # --- plumbing ---------------------------------------------------------------------------
@@ -200,10 +202,13 @@ def root() -> Response:
 
 @bp.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE"])
 def dispatch(path: str) -> Any:
-    occi, _ = _services()
-    principal = current_principal()
     full = "/" + path
-    registry = occi.registry(principal)
+    prefix, _, entity_id = full.rpartition("/")
+    kind = KIND_LOCATIONS.get(prefix + "/")
+    if kind is not None and entity_id:
+        return _entity(kind, entity_id)  # kind locations are fixed: no catalog lookup needed
+    occi, _ = _services()
+    registry = occi.registry(current_principal())
     if full.endswith("/"):
         category = registry.by_location(full)
         if category is None:
@@ -211,11 +216,7 @@ def dispatch(path: str) -> Any:
         return _collection(category)
     if registry.by_location(full + "/") is not None:
         return redirect(full + "/", code=301)
-    prefix, _, entity_id = full.rpartition("/")
-    kind = registry.by_location(prefix + "/")
-    if not isinstance(kind, Kind) or not entity_id:
-        raise NotFound(f"nothing at {full}")
-    return _entity(kind, entity_id)
+    raise NotFound(f"nothing at {full}")
 
 
 def _collection(category: Kind | Mixin) -> Response:
