@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from werkzeug.test import TestResponse
 
 from auth.passwords import hash_password
@@ -102,6 +103,15 @@ def path_of(location: str) -> str:
 
 def entity_id(location: str) -> str:
     return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+class BurstWorker(SimpleWorker):
+    """RQ's in-process worker without its command channel (pub/sub for kill-horse and
+    shutdown commands, which a burst in a test never gets): RQ joins that channel's thread
+    with a one-second timeout at the end of every burst, which would dominate the suite."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
 
 
 # --- the node ---------------------------------------------------------------------------
@@ -187,7 +197,7 @@ class Node:
     def run_jobs(self) -> None:
         """Drain every host queue and the general queue in this process."""
         names = [host_queue_name(h) for h in self.hosts] + [GENERAL_QUEUE]
-        worker = SimpleWorker(names, connection=self.connection)
+        worker = BurstWorker(names, connection=self.connection)
         worker.work(burst=True, logging_level="WARNING")
 
     def driver(self, host: str = "host-a") -> HostDriver:
@@ -227,18 +237,20 @@ def _postgres_base_url(server: Any) -> str:
 
 @pytest.fixture
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
+    """A fresh schema in the session's PostgreSQL database (cheaper than a database per test:
+    CREATE DATABASE copies a template), made the connections' search_path, dropped after."""
     server = request.getfixturevalue("postgres_server")
     base = make_url(_postgres_base_url(server))
     if base.drivername == "postgresql":
         base = base.set(drivername="postgresql+psycopg")
-    name = f"nimbo_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
     with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
 
 
