@@ -44,6 +44,8 @@ bp = Blueprint("occi", __name__)
 
 QI_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
 SERVER_HEADER = f"nimbostratus/{__version__} OCCI/1.2 OCCI/1.1"
+# Flask routes HEAD to every GET view; it must read like GET (Werkzeug drops the body).
+READ_METHODS = ("GET", "HEAD")
 KIND_LOCATIONS: dict[str, Kind] = {k.location: k for k in KINDS if k.location}
 
 
@@ -166,7 +168,7 @@ def query_interface() -> Response:
     occi, mixins = _services()
     principal = current_principal()
     renderer = _renderer()
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         registry = occi.registry(principal)
         wanted, _attrs = _parser().filters(_body(), _headers())
         categories = registry.categories()
@@ -195,7 +197,7 @@ def root() -> Response:
     occi, _ = _services()
     principal = current_principal()
     renderer = _renderer()
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         return _respond(renderer.collection(occi.everything(principal), _ctx()))
     return _create(renderer, None)
 
@@ -224,7 +226,7 @@ def _collection(category: Kind | Mixin) -> Response:
     principal = current_principal()
     renderer = _renderer()
     action = request.args.get("action")
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         categories, attributes = _parser().filters(_body(), _headers())
         from gateway.services.entities import Filter
 
@@ -292,7 +294,7 @@ def _entity(kind: Kind, entity_id: str) -> Response:
     occi, _ = _services()
     principal = current_principal()
     renderer = _renderer()
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         return _respond(renderer.entity(occi.get(principal, kind, entity_id), _ctx()))
     if request.method == "DELETE":
         occi.delete(principal, kind, entity_id)

@@ -585,3 +585,127 @@ def test_delete_collection_deletes_only_the_callers(node: Node) -> None:
     assert response.status_code == 200
     assert node.get(alices, user="alice").status_code == 404
     assert node.get(bobs, user="bob").status_code == 200
+
+
+# --- HEAD reads like GET, and changes nothing -----------------------------------------------
+
+
+def test_head_reads_like_get_without_side_effects(node: Node) -> None:
+    compute = node.create_compute(attributes={"occi.compute.cores": 2,
+                                              "occi.compute.memory": 1.0})
+    node.post_text("/-/", user_mixin("watch", "/watch/"))
+    before = rows(node)
+    with node.store.session() as session:
+        operations = session.scalar(select(func.count()).select_from(Operation))
+
+    for path in ("/-/", "/.well-known/org/ogf/occi/-/", "/compute/", compute, "/watch/", "/"):
+        get = node.get(path)
+        head = node.request("HEAD", path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.get_data() == b"", path
+        assert head.headers["Content-Type"] == get.headers["Content-Type"], path
+
+    assert rows(node) == before
+    with node.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Operation)) == operations
+    assert node.get_json(compute)["mixins"] == [f"{OS_SCHEME}{IMAGE}"]
+
+
+# --- more of the protocol ----------------------------------------------------------------
+
+
+def test_action_on_a_kind_collection_needs_every_member_to_allow_it(node: Node) -> None:
+    first, second = node.create_compute(), node.create_compute()
+    node.run_jobs()
+    node.action(first, "stop")
+    node.run_jobs()
+    stop = text_plain([category("stop", "http://schemas.ogf.org/occi/infrastructure/compute/"
+                                "action#", "action")])
+
+    refused = node.post_text("/compute/?action=stop", stop)
+
+    assert refused.status_code == 409
+    assert "valid now: start, save" in refused.get_data(as_text=True)
+    assert node.row(second).state_message is None  # type: ignore[union-attr]  # nothing queued
+    start = stop.replace("stop", "start")
+    assert node.post_text("/compute/?action=start", start).status_code == 409
+    node.action(second, "stop")
+    node.run_jobs()
+    response = node.post_text("/compute/?action=start", start)
+    assert response.status_code == 200
+    node.run_jobs()
+    assert {node.row(x).state for x in (first, second)} == {"active"}  # type: ignore[union-attr]
+
+
+def test_quote_escaping_and_comma_joined_headers(node: Node) -> None:
+    """OCCI-WG 1.1 vector (notes §11): commas and escaped quotes inside a joined header."""
+    attributes = ('occi.compute.memory=3.6, occi.core.title="How\'s your quotes escaping? \\", '
+                  'occi.compute.memory=1.0", occi.core.summary="Thu, 20 Aug 2015 13:48:50 '
+                  '+0200."')
+    response = node.request("POST", "/compute/", headers={
+        "Content-Type": "text/occi", "cATEGORY": ", ".join(compute_categories()),
+        "x-occi-attribute": attributes})
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+    document = node.get_json(response.headers["Location"])
+    assert document["attributes"]["occi.compute.memory"] == 3.6
+    assert document["title"] == 'How\'s your quotes escaping? ", occi.compute.memory=1.0'
+    assert document["summary"] == "Thu, 20 Aug 2015 13:48:50 +0200."
+
+
+def test_unknown_attribute_is_400_and_speed_of_occi_1_1_is_accepted(node: Node) -> None:
+    unknown = node.post_text("/compute/", text_plain(compute_categories(), {"foo.bar": 1}))
+    assert unknown.status_code == 400
+    assert "foo.bar" in unknown.get_data(as_text=True)
+    assert node.count_entities() == 0
+    speed = node.post_text("/compute/", text_plain(compute_categories(),
+                                                   {"occi.compute.speed": 2.0}))
+    assert speed.status_code == 201
+
+
+def test_replacing_the_os_template_is_501(node: Node) -> None:
+    compute = node.create_compute()
+    image = node.tmp_path / "other.img"
+    image.write_bytes(b"other")
+    from gateway.services.mixins import register_image
+
+    register_image(node.store, "other", str(image))
+    other = category("other", OS_SCHEME, "mixin")
+
+    update = node.post_text(compute, text_plain([other]))
+    replace = node.request("PUT", compute, data=text_plain([COMPUTE_KIND, other]),
+                           headers={"Content-Type": "text/plain"})
+
+    assert update.status_code == replace.status_code == 501
+    assert "create a new compute" in update.get_data(as_text=True)
+    assert f"{OS_SCHEME}{IMAGE}" in node.get_json(compute)["mixins"]
+
+
+def test_a_user_mixin_is_private_to_its_owner(node: Node) -> None:
+    assert node.post_text("/-/", user_mixin("mine", "/mine/"), user="alice").status_code == 200
+    compute = node.create_compute(user="alice")
+    node.request("POST", "/mine/", user="alice",
+                 headers={"X-OCCI-Location": compute, "Content-Type": "text/occi"})
+
+    assert node.get("/mine/", user="bob").status_code == 404
+    assert node.request("PUT", "/mine/", user="bob", headers={
+        "X-OCCI-Location": compute, "Content-Type": "text/occi"}).status_code == 404
+    taken = node.post_text("/-/", user_mixin("theirs", "/mine/"), user="bob")
+    assert taken.status_code == 409
+    deleted = node.request("DELETE", "/-/", user="bob", data=user_mixin("mine"),
+                           headers={"Content-Type": "text/plain"})
+    assert deleted.status_code == 404
+    assert listing(node, "/mine/", user="alice") == [path_of(compute)]
+    # the owner deleting the mixin removes it from its members
+    node.request("DELETE", "/-/", user="alice", data=user_mixin("mine"),
+                 headers={"Content-Type": "text/plain"})
+    assert f"{TAGS}mine" not in node.get_json(compute, user="alice")["mixins"]
+
+
+def test_provider_templates_cannot_be_associated_through_their_collection(node: Node) -> None:
+    compute = node.create_compute()
+    response = node.request("POST", f"/mixin/os_tpl/{IMAGE}/", headers={
+        "X-OCCI-Location": compute, "Content-Type": "text/occi"})
+    assert response.status_code == 400
+    assert "provider template" in response.get_data(as_text=True)
+    assert listing(node, f"/mixin/os_tpl/{IMAGE}/") == [path_of(compute)]
