@@ -253,14 +253,7 @@ class Planner:
         entity_id: str,
         links: list[LinkRequest],
     ) -> Plan:
-        if links:
-            raise InvalidRequest("a storage has no links of its own; link it from a compute")
-        require(attrs, defs, skip=(*SERVER_SET, "occi.storage.state"))
-        host = place(self.session, cores=0, memory_mib=0, policy=self.config.placement_policy)
-        row = self._row(kind, entity_id, attrs, host)
-        add_mixins(self.session, entity_id, mixins)
-        op = operation(self.session, entity_id, "provision", host)
-        return Plan(row, [(host, jobs.provision_storage, entity_id, op)])
+        return self._placed(kind, mixins, attrs, defs, entity_id, links, jobs.provision_storage)
 
     def _network(
         self,
@@ -271,15 +264,28 @@ class Planner:
         entity_id: str,
         links: list[LinkRequest],
     ) -> Plan:
-        if links:
-            raise InvalidRequest("a network has no links of its own; link it from a compute")
-        require(attrs, defs, skip=(*SERVER_SET, "occi.network.state"))
         check_ip_network(attrs)
+        return self._placed(kind, mixins, attrs, defs, entity_id, links, jobs.provision_network)
+
+    def _placed(
+        self,
+        kind: Kind,
+        mixins: list[Mixin],
+        attrs: dict[str, Any],
+        defs: dict[str, Any],
+        entity_id: str,
+        links: list[LinkRequest],
+        provision: JobFunc,
+    ) -> Plan:
+        """A storage or network: placed on a host by policy, provisioned there."""
+        if links:
+            raise InvalidRequest(f"a {kind.term} has no links of its own; link it from a compute")
+        require(attrs, defs, skip=(*SERVER_SET, infra.STATE_ATTRIBUTE[kind.type_id]))
         host = place(self.session, cores=0, memory_mib=0, policy=self.config.placement_policy)
         row = self._row(kind, entity_id, attrs, host)
         add_mixins(self.session, entity_id, mixins)
         op = operation(self.session, entity_id, "provision", host)
-        return Plan(row, [(host, jobs.provision_network, entity_id, op)])
+        return Plan(row, [(host, provision, entity_id, op)])
 
     # --- links ----------------------------------------------------------------------------
 
