@@ -355,7 +355,7 @@ def test_new_resource_tpl_resizes_the_compute(node: Node, running: str) -> None:
     assert "occi.compute.state.message" not in attributes(node, running)
     assert node.action(running, "start").status_code == 409  # running: start is not valid
     assert node.action(running, "stop").status_code == 200  # new size at the next boot
-    # still active until the stop job has run
+    # active until the stop has run
     assert node.action(running, "start").status_code == 409
     node.run_jobs()
     assert node.action(running, "start").status_code == 200
