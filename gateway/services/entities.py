@@ -545,6 +545,8 @@ class OcciService:
                 if row is not None and entity_id not in created:
                     row.state_message = "job queue unavailable; retry the request"
                     row.deleting = False
+                    if row.kind == infra.COMPUTE.type_id:
+                        _undo_link_deletion(session, row.id)
             if created:
                 ids = list(created) + list(
                     session.scalars(select(EntityRow.id).where(EntityRow.source.in_(created)))
@@ -552,6 +554,18 @@ class OcciService:
                 session.execute(delete(EntityMixin).where(EntityMixin.entity_id.in_(ids)))
                 session.execute(delete(Operation).where(Operation.entity_id.in_(ids)))
                 session.execute(delete(EntityRow).where(EntityRow.id.in_(ids)))
+
+
+def _undo_link_deletion(session: Session, compute_id: str) -> None:
+    """A compute delete the queue refused also marked its links deleting: unmark them, except
+    links with a detach of their own still pending."""
+    detaching = select(Operation.entity_id).where(
+        Operation.verb == "detach", Operation.status.in_(("queued", "running"))
+    )
+    for link in session.scalars(
+        select(EntityRow).where(EntityRow.source == compute_id, EntityRow.id.not_in(detaching))
+    ):
+        link.deleting = False
 
 
 def _check_immutable(old: dict[str, Any], new: dict[str, Any], defs: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from backends.base import ComputeInfo, PowerState, VolumeSpec
 from gateway import jobs
 from gateway.queue import host_queue_name
 from gateway.store.models import EntityMixin, EntityRow, Operation
-from tests.gateway.conftest import Node, NodeFactory, entity_id, text_plain
+from tests.gateway.conftest import INFRA, Node, NodeFactory, entity_id, path_of, text_plain
 
 pytestmark = pytest.mark.redis
 
@@ -331,3 +331,25 @@ def test_action_and_delete_with_the_queue_down_leave_the_entity_usable(
     assert live.action(location, "stop").status_code == 200
     live.run_jobs()
     assert state(live, location) == ("inactive", None)
+
+
+def test_compute_delete_refused_by_the_queue_keeps_its_links(make_node: NodeFactory) -> None:
+    live = make_node(MEMORY_HOST)
+    storage = live.create_storage()
+    live.run_jobs()
+    link = (f'<{path_of(storage)}>; rel="{INFRA}storage"; category="{INFRA}storagelink"')
+    compute = live.create_compute(links=[link])
+    live.run_jobs()
+    link_id = live.get_json(compute)["links"][0]["id"].removeprefix("urn:uuid:")
+    dead = make_node(MEMORY_HOST, redis=f"unix://{live.tmp_path / 'gone.sock'}", image=False)
+
+    assert dead.request("DELETE", compute).status_code == 503
+
+    assert [x["id"] for x in live.get_json(compute)["links"]] == [f"urn:uuid:{link_id}"]
+    assert live.get(f"/storagelink/{link_id}").status_code == 200
+    refused = live.request("DELETE", storage)  # still attached: must stay protected
+    assert refused.status_code == 409
+    assert live.request("DELETE", compute).status_code == 200
+    live.run_jobs()
+    assert live.row(f"/storagelink/{link_id}") is None
+    assert live.request("DELETE", storage).status_code == 200
