@@ -353,3 +353,47 @@ def test_compute_delete_refused_by_the_queue_keeps_its_links(make_node: NodeFact
     live.run_jobs()
     assert live.row(f"/storagelink/{link_id}") is None
     assert live.request("DELETE", storage).status_code == 200
+
+
+def test_failed_provision_is_an_error_naming_the_cause(make_node: NodeFactory) -> None:
+    # a host told to bridge new networks but given no device to bridge to
+    node = make_node(MEMORY_HOST, network_mode="bridge")
+    network = node.create_network()
+    node.run_jobs()
+
+    status, message = state(node, network)
+    assert status == "error"
+    assert message == (f"provision failed: network {entity_id(network)}: mode 'bridge' "
+                       "needs a bridge_device")
+    nic = f'<{path_of(network)}>; rel="{INFRA}network"; category="{INFRA}networkinterface"'
+    compute = node.create_compute(links=[nic])
+    node.run_jobs()
+    status, message = state(node, compute)
+    assert status == "error"
+    assert message is not None and "needs a bridge_device" in message
+    assert failed_jobs(node) == []
+    # the failed compute can still be deleted, and nothing is left on the host
+    assert node.request("DELETE", compute).status_code == 200
+    node.run_jobs()
+    assert computes(node) == [] and node.driver().list_volumes() == []
+
+
+def test_create_with_inline_links_refused_by_the_queue_leaves_nothing(
+        make_node: NodeFactory) -> None:
+    live = make_node(MEMORY_HOST)
+    storage, network = live.create_storage(), live.create_network()
+    live.run_jobs()
+    before = _counts(live)
+    dead = make_node(MEMORY_HOST, redis=f"unix://{live.tmp_path / 'gone.sock'}", image=False)
+    links = [f'<{path_of(storage)}>; rel="{INFRA}storage"; category="{INFRA}storagelink"',
+             f'<{path_of(network)}>; rel="{INFRA}network"; category="{INFRA}networkinterface"']
+    body = text_plain(["compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; "
+                       "class=\"kind\"",
+                       "debian12; scheme=\"http://schemas.nimbostratus.org/occi/os_tpl#\"; "
+                       "class=\"mixin\""], links=links)
+
+    response = dead.post_text("/compute/", body)
+
+    assert response.status_code == 503
+    assert _counts(live) == before
+    assert live.request("DELETE", storage).status_code == 200  # not held by a ghost link
