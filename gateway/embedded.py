@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -74,6 +73,3 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         process.kill()
         process.wait()
 
-
-def child_env(overrides: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, **overrides}

@@ -8,7 +8,6 @@ bottom of this module (:class:`CategoryRef`, :class:`LinkRequest`, :class:`Entit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -278,8 +277,3 @@ class ActionRequest:
 
     action: str
     attributes: dict[str, Any] = field(default_factory=dict)
-
-
-def merged_defaults(categories: Mapping[str, AttributeDefinition]) -> dict[str, Any]:
-    """Default values of the given definitions that have one."""
-    return {name: d.default for name, d in categories.items() if d.default is not None}

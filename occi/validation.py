@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from gateway.errors import InvalidAttribute, InvalidRequest, UnknownCategory
+from gateway.errors import InvalidAttribute, InvalidRequest
 from occi.core import AttributeDefinition, AttributeType, EntityRequest, Kind, Mixin
 from occi.infrastructure import ATTRIBUTE_ALIASES
 from occi.registry import Registry
@@ -193,8 +193,3 @@ def single_template(mixins: Iterable[Mixin], parent: Mixin) -> Mixin | None:
         names = ", ".join(m.type_id for m in found)
         raise InvalidRequest(f"only one {parent.term} mixin may be given, not {names}")
     return found[0] if found else None
-
-
-def known(registry: Registry, type_id: str) -> None:
-    if registry.find(type_id) is None:
-        raise UnknownCategory(f"unknown category {type_id}")

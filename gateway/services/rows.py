@@ -25,20 +25,9 @@ def valid_actions(kind: Kind, state: str) -> list[Action]:
     return [a for a in kind.actions if state in rules.get(a.term, ())]
 
 
-def kind_location(type_id: str) -> str:
-    for kind in infra.KINDS:
-        if kind.type_id == type_id and kind.location:
-            return kind.location
-    raise KeyError(type_id)
-
-
 def core_id(entity_id: str) -> str:
     """``occi.core.id`` of an entity: a URN for UUIDs, a client-chosen plain id as it is."""
     return f"urn:uuid:{entity_id}" if _UUID.match(entity_id) else entity_id
-
-
-def entity_path(row: EntityRow) -> str:
-    return kind_location(row.kind) + row.id
 
 
 def _attributes(row: EntityRow, kind: Kind) -> dict[str, object]:
@@ -136,9 +125,7 @@ def _mixins_of(session: Session, ids: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def _chunked(
-    session: Session, ids: list[str], build: Callable[[list[str]], Select[T]]
-) -> list[T]:
+def _chunked(session: Session, ids: list[str], build: Callable[[list[str]], Select[T]]) -> list[T]:
     """Run ``build(chunk)`` for chunks of ``ids`` (SQLite caps bound parameters)."""
     out: list[T] = []
     for start in range(0, len(ids), 900):

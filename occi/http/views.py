@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 bp = Blueprint("occi", __name__)
 
-QI_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
 SERVER_HEADER = f"nimbostratus/{__version__} OCCI/1.2 OCCI/1.1"
 # Flask routes HEAD to every GET view; it must read like GET (Werkzeug drops the body).
 READ_METHODS = ("GET", "HEAD")
