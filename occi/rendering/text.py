@@ -47,15 +47,13 @@ CRLF = "\r\n"
 # --- renderers ---------------------------------------------------------------------------
 
 
-class TextPlainRenderer:
-    """``text/plain`` and its alias ``text/occi+plain``: fields as body lines."""
+class _FieldRenderer:
+    """What the two field renderings share: the same fields, carried by ``_render``."""
 
-    def __init__(self, media_type: str = TEXT_PLAIN) -> None:
-        self.media_type = media_type
+    media_type: str
 
     def _render(self, fields: Sequence[Field]) -> Rendered:
-        body = "".join(f"{name}: {value}{CRLF}" for name, value in fields)
-        return Rendered(body.encode("utf-8"), self.media_type)
+        raise NotImplementedError
 
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
         return self._render(entity_fields(entity, ctx))
@@ -68,6 +66,17 @@ class TextPlainRenderer:
 
     def categories(self, categories: Sequence[Category], ctx: RenderContext) -> Rendered:
         return self._render([category_field(c) for c in categories])
+
+
+class TextPlainRenderer(_FieldRenderer):
+    """``text/plain`` and its alias ``text/occi+plain``: fields as body lines."""
+
+    def __init__(self, media_type: str = TEXT_PLAIN) -> None:
+        self.media_type = media_type
+
+    def _render(self, fields: Sequence[Field]) -> Rendered:
+        body = "".join(f"{name}: {value}{CRLF}" for name, value in fields)
+        return Rendered(body.encode("utf-8"), self.media_type)
 
     def ok(self) -> Rendered:
         return Rendered(b"", self.media_type)
@@ -84,25 +93,13 @@ def header_form(fields: Sequence[Field]) -> list[tuple[str, str]]:
     return [(name, ", ".join(values)) for name, values in joined.items()]
 
 
-class TextOcciRenderer:
+class TextOcciRenderer(_FieldRenderer):
     """``text/occi``: fields as HTTP header fields, body ``OK``."""
 
     media_type = TEXT_OCCI
 
     def _render(self, fields: Sequence[Field]) -> Rendered:
         return Rendered(b"OK", self.media_type, header_form(fields))
-
-    def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
-        return self._render(entity_fields(entity, ctx))
-
-    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return self._render(location_fields((e.location for e in entities), ctx))
-
-    def locations(self, locations: Sequence[str], ctx: RenderContext) -> Rendered:
-        return self._render(location_fields(locations, ctx))
-
-    def categories(self, categories: Sequence[Category], ctx: RenderContext) -> Rendered:
-        return self._render([category_field(c) for c in categories])
 
     def ok(self) -> Rendered:
         return self._render([])
