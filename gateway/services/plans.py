@@ -47,6 +47,12 @@ _PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,63}$")
 
 JobFunc = Callable[[str, str], None]
 
+# Resources placed on a host by policy alone (no sizes), and the job that makes them there.
+PROVISION: dict[Kind, JobFunc] = {
+    infra.STORAGE: jobs.provision_storage,
+    infra.NETWORK: jobs.provision_network,
+}
+
 
 @dataclass
 class Plan:
@@ -153,16 +159,15 @@ class Planner:
         defs = definitions(kind, mixins)
         if kind.is_a(infra.LINK):
             return self._link(kind, mixins, attrs, defs, new_id)
-        builder = {
-            infra.COMPUTE: self._compute,
-            infra.STORAGE: self._storage,
-            infra.NETWORK: self._network,
-        }.get(kind)
-        if builder is None:
+        attrs = check_attributes(attrs, defs, kind.term)
+        if kind == infra.COMPUTE:
+            return self._compute(kind, mixins, attrs, new_id, request.links)
+        provision = PROVISION.get(kind)
+        if provision is None:
             raise InvalidRequest(f"kind {kind.type_id} cannot be created")
-        return builder(
-            kind, mixins, check_attributes(attrs, defs, kind.term), defs, new_id, request.links
-        )
+        if kind == infra.NETWORK:
+            check_ip_network(attrs)
+        return self._placed(kind, mixins, attrs, defs, new_id, request.links, provision)
 
     # --- resources ------------------------------------------------------------------------
 
@@ -192,7 +197,6 @@ class Planner:
         kind: Kind,
         mixins: list[Mixin],
         attrs: dict[str, Any],
-        defs: dict[str, Any],
         entity_id: str,
         links: list[LinkRequest],
     ) -> Plan:
@@ -243,29 +247,6 @@ class Planner:
         if sized or self.default_flavour is None:
             return mixins
         return [*mixins, self.default_flavour]
-
-    def _storage(
-        self,
-        kind: Kind,
-        mixins: list[Mixin],
-        attrs: dict[str, Any],
-        defs: dict[str, Any],
-        entity_id: str,
-        links: list[LinkRequest],
-    ) -> Plan:
-        return self._placed(kind, mixins, attrs, defs, entity_id, links, jobs.provision_storage)
-
-    def _network(
-        self,
-        kind: Kind,
-        mixins: list[Mixin],
-        attrs: dict[str, Any],
-        defs: dict[str, Any],
-        entity_id: str,
-        links: list[LinkRequest],
-    ) -> Plan:
-        check_ip_network(attrs)
-        return self._placed(kind, mixins, attrs, defs, entity_id, links, jobs.provision_network)
 
     def _placed(
         self,
