@@ -32,6 +32,7 @@ from backends.base import (
 )
 from gateway.errors import BackendError, BackendUnavailable
 from gateway.runtime import current
+from gateway.services.catalog import template_scheme
 from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation, utcnow
 from occi import infrastructure as infra
 
@@ -226,7 +227,7 @@ def _plan(compute_id: str) -> ComputePlan:
 
 
 def _image_of(session: Session, mixins: Sequence[str]) -> Image | None:
-    scheme = current().config.template_scheme.rstrip("/") + "/os_tpl#"
+    scheme = template_scheme(current().config, "os_tpl")
     for type_id in mixins:
         if type_id.startswith(scheme):
             return session.get(Image, type_id.removeprefix(scheme))

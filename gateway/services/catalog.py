@@ -32,6 +32,11 @@ def bump_catalog(session: Session) -> None:
         session.add(Meta(key=CATALOG_VERSION, value=1))
 
 
+def template_scheme(config: Config, parent: str) -> str:
+    """Scheme of the provider templates below ``parent`` (``os_tpl`` or ``resource_tpl``)."""
+    return config.template_scheme.rstrip("/") + f"/{parent}#"
+
+
 def flavours(config: Config) -> list[Flavour]:
     return [
         Flavour(
@@ -51,8 +56,8 @@ class Catalog:
     def __init__(self, store: Store, config: Config) -> None:
         self._store = store
         self._config = config
-        self.os_scheme = config.template_scheme.rstrip("/") + "/os_tpl#"
-        self.resource_scheme = config.template_scheme.rstrip("/") + "/resource_tpl#"
+        self.os_scheme = template_scheme(config, "os_tpl")
+        self.resource_scheme = template_scheme(config, "resource_tpl")
         self._flavour_mixins = [
             resource_template(f, self.resource_scheme) for f in flavours(config)
         ]
