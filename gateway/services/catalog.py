@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from auth.principal import Principal
@@ -21,6 +22,8 @@ from occi.core import Mixin
 from occi.registry import Flavour, OsImage, Registry, os_template, resource_template
 
 CATALOG_VERSION = "catalog_version"
+_META = Meta.__table__.c
+_VERSION = select(_META.value).where(_META.key == CATALOG_VERSION)
 
 
 def bump_catalog(session: Session) -> None:
@@ -64,16 +67,23 @@ class Catalog:
         self._cache: dict[str, tuple[int, Registry]] = {}
         self._lock = threading.Lock()
 
-    def registry(self, principal: Principal, session: Session | None = None) -> Registry:
-        if session is None:
-            with self._store.session() as own:
+    def registry(
+        self, principal: Principal, reader: Connection | Session | None = None
+    ) -> Registry:
+        """The principal's registry; one cheap query checks that the cached one is current."""
+        if reader is None:
+            with self._store.read() as own:
                 return self.registry(principal, own)
-        version = session.scalar(select(Meta.value).where(Meta.key == CATALOG_VERSION)) or 0
+        version = reader.scalar(_VERSION) or 0
         with self._lock:
             cached = self._cache.get(principal.name)
         if cached and cached[0] == version:
             return cached[1]
-        registry = self._build(principal, session)
+        if isinstance(reader, Session):
+            registry = self._build(principal, reader)
+        else:
+            with self._store.session() as session:
+                registry = self._build(principal, session)
         with self._lock:
             self._cache[principal.name] = (version, registry)
         return registry

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from auth.principal import Principal
@@ -38,11 +38,20 @@ from gateway.services.plans import (
     operation,
     without_state,
 )
-from gateway.services.rows import core_id, to_entities, valid_actions
+from gateway.services.rows import (
+    EntityRecord,
+    core_id,
+    entity_query,
+    find,
+    records,
+    to_entities,
+    to_entity,
+    valid_actions,
+)
 from gateway.store.db import Store
 from gateway.store.models import EntityMixin, EntityRow, Image, Operation
 from occi import infrastructure as infra
-from occi.core import ActionRequest, Entity, EntityRequest, Kind, Mixin
+from occi.core import ActionRequest, Entity, EntityRequest, Kind, Mixin, Resource
 from occi.registry import Registry
 from occi.validation import canonical_attributes, check_attributes, coerce, definitions
 
@@ -90,9 +99,9 @@ class OcciService:
             raise PayloadTooLarge(
                 f"number={page.number} is over the maximum page size {self.config.page_max}"
             )
-        with self.store.session() as session:
-            registry = self.catalog.registry(principal, session)
-            query = self._visible(principal)
+        with self.store.read() as reader:
+            registry = self.catalog.registry(principal, reader)
+            query = self._visible_records(principal)
             if isinstance(category, Kind):
                 kinds = [k.type_id for k in registry.kinds.values() if k.is_a(category)]
                 query = query.where(EntityRow.kind.in_(kinds))
@@ -107,9 +116,11 @@ class OcciService:
             query = query.order_by(EntityRow.created_at, EntityRow.id)
             if page is not None and not (flt and flt.attributes):
                 query = query.offset((page.page - 1) * page.number).limit(page.number)
-            rows = session.scalars(query).all()
             entities = to_entities(
-                session, rows, registry, full=full or bool(flt and flt.attributes)
+                reader,
+                records(reader, query),
+                registry,
+                full=full or bool(flt and flt.attributes),
             )
         if flt and flt.attributes:
             wanted = canonical_attributes(flt.attributes)
@@ -124,15 +135,15 @@ class OcciService:
 
     def everything(self, principal: Principal) -> list[Entity]:
         """Every entity visible to the principal (``GET /``), as locations."""
-        with self.store.session() as session:
-            registry = self.catalog.registry(principal, session)
-            rows = session.scalars(self._visible(principal).order_by(EntityRow.created_at)).all()
-            return to_entities(session, rows, registry, full=False)
+        with self.store.read() as reader:
+            registry = self.catalog.registry(principal, reader)
+            query = self._visible_records(principal).order_by(EntityRow.created_at)
+            return to_entities(reader, records(reader, query), registry, full=False)
 
     def get(self, principal: Principal, kind: Kind, entity_id: str) -> Entity:
-        with self.store.session() as session:
-            row = self._load(session, principal, kind, entity_id)
-            return to_entities(session, [row], self.catalog.registry(principal, session))[0]
+        with self.store.read() as reader:
+            row = _visible_to(principal, kind, entity_id, find(reader, entity_id))
+            return to_entity(reader, row, self.catalog.registry(principal, reader))
 
     # --- creating and changing ------------------------------------------------------------
 
@@ -145,21 +156,18 @@ class OcciService:
     ) -> list[Entity]:
         if not requests:
             raise InvalidRequest("the request holds no entity")
+        registry = self.catalog.registry(principal)  # before the write lock: keep it short
         with self.store.session(write=True) as session:
-            registry = self.catalog.registry(principal, session)
             planner = Planner(
                 session, registry, principal, self.config, self.catalog.default_flavour(registry)
             )
             plans = [planner.create(r, kind, entity_id) for r in requests]
-            ids = [p.entity.id for p in plans]
-        self._enqueue([job for plan in plans for job in plan.jobs], undo_create=ids)
-        with self.store.session() as session:
-            rows = [session.get(EntityRow, i) for i in ids]
-            return to_entities(
-                session,
-                [r for r in rows if r is not None],
-                self.catalog.registry(principal, session),
-            )
+            created = [(p.entity.id, p.entity.kind) for p in plans]
+        self._enqueue(
+            [job for plan in plans for job in plan.jobs], undo_create=[i for i, _ in created]
+        )
+        # A create answers with locations only: the entities as far as a location needs them.
+        return [Resource(id=i, kind=registry.kind(k)) for i, k in created]
 
     def replace(
         self, principal: Principal, kind: Kind, entity_id: str, request: EntityRequest
@@ -499,6 +507,10 @@ class OcciService:
         query = select(EntityRow).where(EntityRow.deleting.is_(False))
         return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
 
+    def _visible_records(self, principal: Principal) -> Select[Any]:
+        query = entity_query(EntityRow.deleting.is_(False))
+        return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
+
     def _visible_ids(self, principal: Principal):  # type: ignore[no-untyped-def]
         query = select(EntityRow.id)
         return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
@@ -506,15 +518,7 @@ class OcciService:
     def _load(
         self, session: Session, principal: Principal, kind: Kind, entity_id: str
     ) -> EntityRow:
-        row = session.get(EntityRow, entity_id)
-        if (
-            row is None
-            or row.deleting
-            or row.kind != kind.type_id
-            or (row.owner != principal.name and not principal.is_admin)
-        ):
-            raise NotFound(f"no {kind.term} {entity_id}")
-        return row
+        return _visible_to(principal, kind, entity_id, session.get(EntityRow, entity_id))
 
     def _by_location(self, session: Session, principal: Principal, location: str) -> EntityRow:
         path = location_path(location)
@@ -554,6 +558,21 @@ class OcciService:
                 session.execute(delete(EntityMixin).where(EntityMixin.entity_id.in_(ids)))
                 session.execute(delete(Operation).where(Operation.entity_id.in_(ids)))
                 session.execute(delete(EntityRow).where(EntityRow.id.in_(ids)))
+
+
+R = TypeVar("R", bound=EntityRecord)
+
+
+def _visible_to(principal: Principal, kind: Kind, entity_id: str, row: R | None) -> R:
+    """``row`` if it is a live entity of ``kind`` the principal may see, else 404."""
+    if (
+        row is None
+        or row.deleting
+        or row.kind != kind.type_id
+        or (row.owner != principal.name and not principal.is_admin)
+    ):
+        raise NotFound(f"no {kind.term} {entity_id}")
+    return row
 
 
 def _undo_link_deletion(session: Session, compute_id: str) -> None:

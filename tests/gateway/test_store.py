@@ -1,0 +1,86 @@
+"""The store's transactions: the SQLite write gate and the Core read connection."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from gateway.store.db import Store
+from gateway.store.models import Meta
+
+
+def _store(tmp_path: Path) -> Store:
+    store = Store(f"sqlite:///{tmp_path / 'nimbo.db'}")
+    store.create_schema()
+    return store
+
+
+def _hold_gate(database: Path, holding, release) -> None:  # type: ignore[no-untyped-def]
+    """Child process: open a write transaction, say so, wait, then write and commit."""
+    store = Store(f"sqlite:///{database}")
+    with store.session(write=True) as session:
+        holding.set()
+        release.wait(30)
+        session.add(Meta(key="child", value=1))
+    store.dispose()
+
+
+def test_a_second_write_transaction_on_one_thread_is_refused_not_deadlocked(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    with store.session(write=True) as outer:
+        outer.add(Meta(key="outer", value=1))
+        with (
+            pytest.raises(RuntimeError, match="already open on this thread"),
+            store.session(write=True),
+        ):
+            pass
+    with store.session() as session:
+        assert session.get(Meta, "outer") is not None  # the outer one still committed
+    store.dispose()
+
+
+def test_writers_in_other_processes_queue_on_the_gate_file(tmp_path: Path) -> None:
+    database = tmp_path / "nimbo.db"
+    store = _store(tmp_path)
+    spawn = multiprocessing.get_context("spawn")
+    holding, release = spawn.Event(), spawn.Event()
+    child = spawn.Process(target=_hold_gate, args=(database, holding, release))
+    child.start()
+    try:
+        assert holding.wait(60), "the child never opened its write transaction"
+        gate = os.open(f"{database}.write-lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):  # held by the child, across processes
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(gate)
+        release.set()
+        with store.session(write=True) as session:  # waits for the child's commit
+            assert session.get(Meta, "child") is not None
+            session.add(Meta(key="parent", value=2))
+    finally:
+        release.set()
+        child.join(60)
+    assert child.exitcode == 0
+    with store.read() as reader:
+        keys = set(reader.scalars(select(Meta.__table__.c.key)))
+    assert keys == {"child", "parent"}
+    store.dispose()
+
+
+def test_a_read_connection_sees_each_new_commit_without_reopening(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    version = select(Meta.__table__.c.value).where(Meta.__table__.c.key == "v")
+    with store.read() as reader:
+        assert reader.scalar(version) is None
+        with store.session(write=True) as session:
+            session.add(Meta(key="v", value=7))
+        assert reader.scalar(version) == 7  # no snapshot held between statements
+    store.dispose()
