@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.engine import Connection
@@ -72,8 +72,8 @@ def entity_query(*where: ColumnElement[bool]) -> Select[Any]:
 def records(
     reader: Reader, query: Select[Any], params: dict[str, Any] | None = None
 ) -> list[EntityRecord]:
-    rows: list[Any] = reader.execute(query, params).all()
-    return rows
+    # Core rows carry the ENTITY_COLUMNS names as attributes: they are EntityRecords.
+    return cast(list[EntityRecord], reader.execute(query, params).all())
 
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
