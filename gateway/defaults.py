@@ -62,6 +62,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "page_max", 1000, int, "Largest page size a client may ask for with ?number= (413 above)."
     ),
+    Setting(
+        "entity_cache_size",
+        10000,
+        int,
+        "Entities each API process keeps as last rendered, valid until the next write to the "
+        "store (0: off).",
+    ),
     Setting("job_timeout", 900, int, "Seconds a backend job may run before RQ stops it."),
     Setting(
         "job_retries", 3, int, "How often a failed job is retried before the entity goes to error."

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from auth.principal import Principal
@@ -29,6 +30,7 @@ from gateway.errors import (
 from gateway.queue import JobQueue
 from gateway.scheduler import place
 from gateway.services.catalog import Catalog
+from gateway.services.entity_cache import EntityCache
 from gateway.services.plans import (
     JobFunc,
     Planner,
@@ -39,6 +41,7 @@ from gateway.services.plans import (
     without_state,
 )
 from gateway.services.rows import (
+    CHUNK,
     EntityRecord,
     core_id,
     entity_query,
@@ -80,6 +83,7 @@ class OcciService:
         self.queue = queue
         self.catalog = catalog
         self.config = config
+        self.cache = EntityCache(config.entity_cache_size)
 
     def registry(self, principal: Principal) -> Registry:
         return self.catalog.registry(principal)
@@ -99,7 +103,9 @@ class OcciService:
             raise PayloadTooLarge(
                 f"number={page.number} is over the maximum page size {self.config.page_max}"
             )
+        full = full or bool(flt and flt.attributes)
         with self.store.read() as reader:
+            generation = self.store.generation(reader)
             registry = self.catalog.registry(principal, reader)
             query = self._visible_records(principal)
             if isinstance(category, Kind):
@@ -116,12 +122,10 @@ class OcciService:
             query = query.order_by(EntityRow.created_at, EntityRow.id)
             if page is not None and not (flt and flt.attributes):
                 query = query.offset((page.page - 1) * page.number).limit(page.number)
-            entities = to_entities(
-                reader,
-                records(reader, query),
-                registry,
-                full=full or bool(flt and flt.attributes),
-            )
+            if not full:
+                entities = to_entities(reader, records(reader, query), registry, full=False)
+            else:
+                entities = self._full(reader, generation, principal, registry, query)
         if flt and flt.attributes:
             wanted = canonical_attributes(flt.attributes)
             entities = [
@@ -142,8 +146,40 @@ class OcciService:
 
     def get(self, principal: Principal, kind: Kind, entity_id: str) -> Entity:
         with self.store.read() as reader:
-            row = _visible_to(principal, kind, entity_id, find(reader, entity_id))
-            return to_entity(reader, row, self.catalog.registry(principal, reader))
+            generation = self.store.generation(reader)
+            entity = self.cache.get(generation, principal.name, entity_id)
+            if entity is None:
+                row = _visible_to(principal, kind, entity_id, find(reader, entity_id))
+                entity = to_entity(reader, row, self.catalog.registry(principal, reader))
+                self.cache.put(generation, principal.name, [entity])
+        if entity.kind.type_id != kind.type_id:
+            raise NotFound(f"no {kind.term} {entity_id}")
+        return entity
+
+    def _full(
+        self,
+        reader: Connection,
+        generation: object,
+        principal: Principal,
+        registry: Registry,
+        query: Select[Any],
+    ) -> list[Entity]:
+        """The entities ``query`` selects, with mixins and links; cached ones from the cache."""
+        ids = list(reader.scalars(query.with_only_columns(EntityRow.id)))
+        known = self.cache.get_many(generation, principal.name, ids)
+        missing = [i for i in ids if i not in known]
+        fresh: list[Entity] = []
+        for start in range(0, len(missing), CHUNK):
+            chunk = records(
+                reader,
+                query.where(EntityRow.id.in_(missing[start : start + CHUNK]))
+                .limit(None)
+                .offset(None),
+            )
+            fresh += to_entities(reader, chunk, registry)
+        self.cache.put(generation, principal.name, fresh)
+        known.update((e.id, e) for e in fresh)
+        return [known[i] for i in ids if i in known]
 
     # --- creating and changing ------------------------------------------------------------
 

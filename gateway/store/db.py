@@ -4,6 +4,11 @@ SQLite gets WAL, ``BEGIN IMMEDIATE`` for write transactions (a create's placemen
 serialised) and a :class:`WriteGate` in front of them; PostgreSQL locks host rows instead.
 Reads that only render go through :meth:`Store.read`: a Core connection without the ORM's
 per-statement cost and, on SQLite, without a transaction (WAL readers never wait).
+
+:meth:`Store.generation` changes whenever any write transaction commits, so a process may keep
+what it read for as long as the generation it read it at is current (see
+:mod:`gateway.services.entity_cache`). Writes happen only in ``session(write=True)``; a flush in
+any other session is a programming error and raises.
 """
 
 from __future__ import annotations
@@ -16,13 +21,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import ServiceUnavailable
-from gateway.store.models import Base
+from gateway.store.models import Base, Meta
+
+GENERATION = "generation"
+_META = Meta.__table__.c
+_BUMP = update(Meta).where(Meta.key == GENERATION).values(value=Meta.value + 1)
+_SQLITE_GENERATION = select(_META.value).where(_META.key == GENERATION)
+# PostgreSQL: the snapshot (xmin:xmax:in-progress xids) changes with every write transaction
+# that starts or ends, and equal snapshots see the same commits: a generation without a hot row.
+_POSTGRES_GENERATION = text("SELECT pg_current_snapshot()::text")
 
 
 class WriteGate:
@@ -89,10 +102,20 @@ class Store:
             _tune_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._gate = WriteGate(database) if self.is_sqlite else None
+        event.listen(self._sessions, "before_flush", _refuse_flush_outside_writes)
 
     def create_schema(self) -> None:
         with _translated():
             Base.metadata.create_all(self.engine)
+        if self.is_sqlite:
+            with self.session(write=True) as session:
+                if session.get(Meta, GENERATION) is None:
+                    session.add(Meta(key=GENERATION, value=0))
+
+    def generation(self, reader: Connection) -> object:
+        """A value that differs after every committed write (compare, never order)."""
+        statement = _SQLITE_GENERATION if self.is_sqlite else _POSTGRES_GENERATION
+        return reader.scalar(statement)
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
@@ -105,15 +128,18 @@ class Store:
             with self._gate.held(), self._session(write=True) as session:
                 yield session
         else:
-            with self._session(write=False) as session:
+            with self._session(write=write) as session:
                 yield session
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
         with _translated(), self._sessions() as session, session.begin():
+            session.info["write"] = write
             if write and self.is_sqlite:
                 session.connection(execution_options={"nimbo_write": True})
             yield session
+            if write and self.is_sqlite:
+                session.execute(_BUMP)  # in the transaction: the new generation commits with it
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -128,6 +154,11 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _refuse_flush_outside_writes(session: Session, _context: Any, _instances: Any) -> None:
+    if not session.info.get("write") and (session.new or session.dirty or session.deleted):
+        raise RuntimeError("changes made in a read session; use Store.session(write=True)")
 
 
 @contextmanager
