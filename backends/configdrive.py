@@ -301,8 +301,10 @@ def _check_address(address: str) -> ipaddress.IPv4Network:
     network = interface.network
     if not re.fullmatch(r"[^/]+/[0-9]{1,2}", address):
         raise InvalidAttribute(f"address {address!r}: not in CIDR form (like 10.1.0.5/24)")
-    if network.prefixlen < 31 and interface.ip in {network.network_address,
-                                                  network.broadcast_address}:
+    if network.prefixlen < 31 and interface.ip in {
+        network.network_address,
+        network.broadcast_address,
+    }:
         raise InvalidAttribute(
             f"address {address!r}: the network or broadcast address of {network}"
         )

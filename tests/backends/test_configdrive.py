@@ -11,6 +11,7 @@ import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pycdlib
 import pytest
@@ -131,7 +132,10 @@ def test_image_is_iso9660_labelled_cidata_with_rock_ridge_and_joliet() -> None:
         joliet = [name.decode("utf-16-be") for name in root_names(iso, joliet_path="/")]
         assert joliet == sorted(FILES)
         assert root_names(iso, iso_path="/") == [
-            b"CONTEXT.SH;1", b"META_DATA.;1", b"NETWORK_CONFIG.;1", b"USER_DATA.;1"
+            b"CONTEXT.SH;1",
+            b"META_DATA.;1",
+            b"NETWORK_CONFIG.;1",
+            b"USER_DATA.;1",
         ]
     finally:
         iso.close()
@@ -308,7 +312,7 @@ def test_shell_quote(value: str, quoted: str) -> None:
         ({"interfaces": (ETH0, replace(ETH1, name="eth0"))}, "same name"),
     ],
 )
-def test_bad_spec_values_are_refused(changes: dict[str, object], message: str) -> None:
+def test_bad_spec_values_are_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidAttribute, match=message):
         replace(SPEC, **changes)
 
@@ -336,7 +340,7 @@ def test_bad_spec_values_are_refused(changes: dict[str, object], message: str) -
         ({"name": ""}, "interface name"),
     ],
 )
-def test_bad_interface_values_are_refused(changes: dict[str, object], message: str) -> None:
+def test_bad_interface_values_are_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidAttribute, match=message):
         replace(ETH0, **changes)
 

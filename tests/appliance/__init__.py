@@ -1,0 +1,1 @@
+"""Boot tests of the test appliance (appliances/) under real libvirt + QEMU."""
