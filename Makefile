@@ -1,5 +1,5 @@
 # Entry points for people and CI. Logic lives in scripts/; recipes stay short.
-#   make setup | run | test | lint | pocci | clean
+#   make setup | run | test | lint | pocci | appliance | clean
 # Variables (override on the command line, e.g. `make run NIMBO_LISTEN=127.0.0.1:9000`):
 NIMBO_DATA_DIR ?= $(CURDIR)/nimbo-data
 NIMBO_LISTEN ?= 127.0.0.1:8787
@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 
-.PHONY: setup run test lint pocci clean
+.PHONY: setup run test lint pocci appliance clean
 
 setup:
 	@scripts/setup
@@ -20,13 +20,17 @@ run: setup
 	@scripts/ensure-services
 	NIMBO_DATA_DIR="$(NIMBO_DATA_DIR)" $(VENV)/bin/nimbo up --listen "$(NIMBO_LISTEN)" --data-dir "$(NIMBO_DATA_DIR)"
 
-test: setup
+test: setup appliance
 	@scripts/ensure-services
 	@scripts/run-tests $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# the test guest (appliances/cache/nimbo-test-appliance.qcow2); does nothing when up to date
+appliance:
+	@appliances/build-test-appliance
 
 pocci: setup
 	@scripts/pocci "$(URL)" "$(POCCI_USER)" "$(POCCI_PASSWORD)"
