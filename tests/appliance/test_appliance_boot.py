@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -75,15 +75,14 @@ class Report:
     """The guest's report, parsed strictly: any other line between the markers is an error."""
 
     hostname: str = ""
-    ifaces: dict[str, tuple[str, str]] | None = None  # name -> (mac, addr)
-    disks: dict[str, int] | None = None  # name -> bytes
+    ifaces: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (mac, addr)
+    disks: dict[str, int] = field(default_factory=dict)  # name -> bytes
     userdata_sha256: str = ""
     sshkey_sha256: str = ""
 
     @classmethod
     def parse(cls, lines: list[str]) -> Report:
-        report = cls(ifaces={}, disks={})
-        assert report.ifaces is not None and report.disks is not None
+        report = cls()
         for line in lines:
             match = _REPORT_LINE.fullmatch(line)
             assert match, f"unexpected line in the report: {line!r}"
