@@ -62,8 +62,12 @@ class Job:
     entity: EntityRow
 
 
-def _start(entity_id: str, operation_id: str) -> Job | None:
-    """Mark the operation running; None when there is nothing (left) to do."""
+def _start(entity_id: str, operation_id: str, message: str | None = None) -> Job | None:
+    """Mark the operation running (and show ``message``, in which ``{verb}`` names the
+    operation, as the entity's progress); None when there is nothing (left) to do.
+
+    Jobs write as few transactions as they can: every one of them waits for the store's write
+    lock, which the API's creates need too."""
     with current().store.session(write=True) as session:
         op = session.get(Operation, operation_id)
         row = session.get(EntityRow, entity_id)
@@ -73,6 +77,8 @@ def _start(entity_id: str, operation_id: str) -> Job | None:
             op.status, op.finished_at = "done", utcnow()
             return None
         op.status = "running"
+        if message is not None:
+            row.state_message = message.format(verb=op.verb)
         session.expunge(row)
         return Job(operation_id, op.verb, dict(op.params or {}), row)
 
@@ -84,7 +90,16 @@ def _progress(entity_id: str, message: str) -> None:
             row.state_message = message
 
 
-def _finish(job: Job, state: str | None, message: str | None = None, status: str = "done") -> None:
+def _finish(
+    job: Job,
+    state: str | None,
+    message: str | None = None,
+    status: str = "done",
+    *,
+    links: str | None = None,
+) -> None:
+    """The operation's outcome and the entity's state; ``links`` sets the state of the
+    entity's live links in the same transaction."""
     with current().store.session(write=True) as session:
         op = session.get(Operation, job.operation_id)
         if op is not None:
@@ -92,13 +107,11 @@ def _finish(job: Job, state: str | None, message: str | None = None, status: str
         row = session.get(EntityRow, job.entity.id)
         if row is not None and state is not None:
             row.state, row.state_message, row.updated_at = state, message, utcnow()
-
-
-def _set_link_states(source_id: str, state: str, message: str | None = None) -> None:
-    with current().store.session(write=True) as session:
-        for link in session.scalars(select(EntityRow).where(EntityRow.source == source_id)):
-            if not link.deleting:
-                link.state, link.state_message = state, message
+        if links is not None:
+            query = select(EntityRow).where(EntityRow.source == job.entity.id)
+            for link in session.scalars(query):
+                if not link.deleting:
+                    link.state, link.state_message = links, None
 
 
 @contextmanager
@@ -239,13 +252,12 @@ def _image_of(session: Session, mixins: Sequence[str]) -> Image | None:
 
 def provision_compute(compute_id: str, operation_id: str) -> None:
     """Networks, volumes and root disk on the host, then the domain defined and started."""
-    job = _start(compute_id, operation_id)
+    job = _start(compute_id, operation_id, "preparing networks and disks")
     if job is None:
         return
     with _outcome(job):
         driver = _driver(job)
         plan = _plan(compute_id)
-        _progress(compute_id, "preparing networks and disks")
         for network in plan.networks:
             driver.ensure_network(network)
         for volume in plan.volumes:
@@ -253,12 +265,10 @@ def provision_compute(compute_id: str, operation_id: str) -> None:
         if plan.root is not None:
             _progress(compute_id, "cloning image")
             driver.ensure_volume(plan.root)
-        _progress(compute_id, "defining domain")
+        _progress(compute_id, "defining and starting the domain")
         driver.ensure_compute(plan.spec)
-        _progress(compute_id, "starting")
         info = driver.start_compute(compute_id)
-        _set_link_states(compute_id, "active")
-        _finish(job, COMPUTE_STATES[info.state])
+        _finish(job, COMPUTE_STATES[info.state], links="active")
 
 
 def _run_compute_verb(driver: HostDriver, job: Job) -> ComputeInfo:
@@ -297,11 +307,10 @@ def _save(driver: HostDriver, job: Job) -> ComputeInfo:
 
 def act_on_compute(compute_id: str, operation_id: str) -> None:
     """start / stop / restart / suspend / save / resize."""
-    job = _start(compute_id, operation_id)
+    job = _start(compute_id, operation_id, "{verb} in progress")
     if job is None:
         return
     with _outcome(job):
-        _progress(compute_id, f"{job.verb} in progress")
         info = _run_compute_verb(_driver(job), job)
         _finish(job, COMPUTE_STATES[info.state])
 
@@ -338,11 +347,10 @@ def _remove_rows(entity_id: str, job: Job) -> None:
 
 
 def provision_storage(storage_id: str, operation_id: str) -> None:
-    job = _start(storage_id, operation_id)
+    job = _start(storage_id, operation_id, "creating volume")
     if job is None:
         return
     with _outcome(job):
-        _progress(storage_id, "creating volume")
         _driver(job).ensure_volume(volume_spec(job.entity))
         _finish(job, "online")
 
@@ -375,11 +383,10 @@ def delete_storage(storage_id: str, operation_id: str) -> None:
 
 
 def provision_network(network_id: str, operation_id: str) -> None:
-    job = _start(network_id, operation_id)
+    job = _start(network_id, operation_id, "creating bridge")
     if job is None:
         return
     with _outcome(job):
-        _progress(network_id, "creating bridge")
         info = _driver(job).ensure_network(network_spec(job.entity))
         _finish(job, "active" if info.active else "inactive")
 
