@@ -35,7 +35,7 @@ ARCHITECTURES = {"x64": "x86_64", "x86": "i686", "x86_64": "x86_64", "i686": "i6
 _UUID_NAMESPACE = uuid.UUID("6f1c3b0e-6a52-4c1e-9b6a-1f6d2c1b7a10")
 
 CONFIG_DRIVE_DEV = "sda"
-"""Target of the config drive cdrom (SATA, so it never collides with virtio ``vd*`` disks)."""
+"""Target of the config drive cdrom (SCSI, so it never collides with virtio ``vd*`` disks)."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +95,27 @@ def disk_element(disk: DiskSource) -> ET.Element:
 
 
 def cdrom_element(path: str) -> ET.Element:
-    """``<disk device='cdrom'>`` for the config drive ISO."""
+    """``<disk device='cdrom'>`` for the config drive ISO, on the virtio-scsi controller.
+
+    Not SATA: cloud kernels (Debian's ``-cloud-amd64`` among them) have no AHCI driver, so a
+    SATA cdrom is invisible to their guests, while virtio-scsi comes with every virtio guest.
+    The domain needs :func:`scsi_controller_element` beside it.
+    """
     element = ET.Element("disk", {"type": "file", "device": "cdrom"})
     _sub(element, "driver", name="qemu", type="raw")
     _sub(element, "source", file=path)
-    _sub(element, "target", dev=CONFIG_DRIVE_DEV, bus="sata")
+    _sub(element, "target", dev=CONFIG_DRIVE_DEV, bus="scsi")
     _sub(element, "readonly")
     return element
+
+
+def scsi_controller_element() -> ET.Element:
+    """``<controller type='scsi' model='virtio-scsi'/>``, the bus of the config drive cdrom.
+
+    Without it libvirt would add a SCSI controller of its default model (``lsilogic`` on x86),
+    which guests built for virtio do not drive.
+    """
+    return ET.Element("controller", {"type": "scsi", "index": "0", "model": "virtio-scsi"})
 
 
 def nic_element(nic: NicSpec) -> ET.Element:
@@ -159,13 +173,16 @@ def domain_xml(
     """The persistent definition of the domain realising ``spec``.
 
     ``disks`` are the spec's root volume and disks already resolved to host paths (the driver
-    knows its pool); NICs and the config drive come from the spec itself.
+    knows its pool); NICs and the config drive come from the spec itself. The config drive is a
+    read-only cdrom ``sda`` on a virtio-scsi controller (see :func:`cdrom_element`); a domain
+    without one has no SCSI controller.
     """
     root = _domain_head(spec, domain_type)
     devices = _sub(root, "devices")
     for disk in disks:
         devices.append(disk_element(disk))
     if spec.config_drive:
+        devices.append(scsi_controller_element())
         devices.append(cdrom_element(spec.config_drive))
     for nic in spec.nics:
         devices.append(nic_element(nic))

@@ -6,6 +6,7 @@ review the diff.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -54,6 +55,21 @@ def test_domain_parses_back() -> None:
     assert xml.domain_macs(text) == ("52:54:00:aa:00:01", "52:54:00:aa:00:02")
     assert xml.domain_entity_id(text) == SPEC.id
     assert xml.domain_size(text) == (2, 2048)
+
+
+def test_config_drive_is_a_cdrom_on_virtio_scsi() -> None:
+    text = xml.domain_xml(SPEC, domain_type="qemu", disks=DISKS, console_path=CONSOLE)
+    cdrom = xml.find_disk(text, "sda")
+    assert cdrom is not None and cdrom.get("device") == "cdrom"
+    assert cdrom.find("target").get("bus") == "scsi"  # type: ignore[union-attr]
+    assert '<controller type="scsi" index="0" model="virtio-scsi" />' in text
+    without = xml.domain_xml(
+        dataclasses.replace(SPEC, config_drive=None),
+        domain_type="qemu",
+        disks=DISKS,
+        console_path=CONSOLE,
+    )
+    assert "<controller" not in without and 'device="cdrom"' not in without
 
 
 def test_x86_is_i686() -> None:
