@@ -52,7 +52,7 @@ from gateway.services.rows import (
     valid_actions,
 )
 from gateway.store.db import Store
-from gateway.store.models import EntityMixin, EntityRow, Image, Operation
+from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation
 from occi import infrastructure as infra
 from occi.core import ActionRequest, Entity, EntityRequest, Kind, Mixin, Resource
 from occi.registry import Registry
@@ -248,6 +248,7 @@ class OcciService:
             attrs = check_attributes(attrs, defs, entity_kind.term)
             merged = {**(row.attributes or {}), **attrs}
             _check_immutable(row.attributes or {}, attrs, defs)
+            _check_addressing(session, row, attrs)
             resize = self._resize(session, row, entity_kind, mixins, merged)
             row.attributes = {k: v for k, v in merged.items() if v is not None}
             session.execute(delete(EntityMixin).where(EntityMixin.entity_id == entity_id))
@@ -592,6 +593,7 @@ class OcciService:
                     session.scalars(select(EntityRow.id).where(EntityRow.source.in_(created)))
                 )
                 session.execute(delete(EntityMixin).where(EntityMixin.entity_id.in_(ids)))
+                session.execute(delete(Lease).where(Lease.link_id.in_(ids)))
                 session.execute(delete(Operation).where(Operation.entity_id.in_(ids)))
                 session.execute(delete(EntityRow).where(EntityRow.id.in_(ids)))
 
@@ -621,6 +623,36 @@ def _undo_link_deletion(session: Session, compute_id: str) -> None:
         select(EntityRow).where(EntityRow.source == compute_id, EntityRow.id.not_in(detaching))
     ):
         link.deleting = False
+
+
+_LEASED = ("occi.networkinterface.address", "occi.networkinterface.mac")
+
+
+def _check_addressing(session: Session, row: EntityRow, new: dict[str, Any]) -> None:
+    """Leased addresses change only by re-creating the interface; a network's range only
+    while nothing holds a lease in it."""
+    old = row.attributes or {}
+    if row.kind == infra.NETWORKINTERFACE.type_id:
+        leased = session.scalar(select(Lease.address).where(Lease.link_id == row.id))
+        for name in _LEASED:
+            if leased is not None and name in new and str(new[name]).lower() != str(
+                old.get(name, "")
+            ).lower():
+                raise Conflict(
+                    f"{name} comes from the interface's lease ({old.get(name)}); delete the "
+                    "interface and link a new one to change it"
+                )
+    if row.kind == infra.NETWORK.type_id:
+        changed = any(
+            name in new and new[name] != old.get(name)
+            for name in ("occi.network.address", "occi.network.gateway")
+        )
+        in_use = session.scalar(select(Lease.link_id).where(Lease.network_id == row.id).limit(1))
+        if changed and in_use is not None:
+            raise Conflict(
+                f"network {row.id} has leased addresses; its address range and gateway "
+                "change only when no interface is linked to it"
+            )
 
 
 def _check_immutable(old: dict[str, Any], new: dict[str, Any], defs: dict[str, Any]) -> None:

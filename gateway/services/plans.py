@@ -22,6 +22,7 @@ from gateway import jobs
 from gateway.config import Config
 from gateway.errors import Conflict, InvalidAttribute, InvalidRequest
 from gateway.scheduler import place
+from gateway.services import ipam
 from gateway.services.context import check_context
 from gateway.store.models import EntityMixin, EntityRow, Operation
 from occi import infrastructure as infra
@@ -340,7 +341,17 @@ class Planner:
         if kind == infra.STORAGELINK:
             attrs.setdefault("occi.storagelink.deviceid", self._next_device(compute.id))
         else:
-            mac = attrs.get("occi.networkinterface.mac") or derive_mac(link_id)
+            granted = ipam.lease(self.session, target.id, target.attributes or {}, link_id, attrs)
+            if granted is not None:
+                attrs["occi.networkinterface.address"] = granted.address
+                attrs["occi.networkinterface.allocation"] = granted.allocation
+                if granted.gateway:
+                    attrs["occi.networkinterface.gateway"] = granted.gateway
+                if infra.IPNETWORKINTERFACE not in mixins:
+                    mixins = [*mixins, infra.IPNETWORKINTERFACE]
+            mac = attrs.get("occi.networkinterface.mac") or (
+                granted.mac if granted else derive_mac(link_id)
+            )
             attrs["occi.networkinterface.mac"] = str(mac).lower()
             attrs.setdefault("occi.networkinterface.interface", self._next_interface(compute.id))
         require(
