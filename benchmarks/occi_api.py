@@ -275,13 +275,15 @@ def stop_process(process: subprocess.Popen[bytes], first: signal.Signals) -> Non
         leftovers = [pid for pid in leftovers if _alive(pid)]
 
 
-def _bench_env(data_dir: Path) -> dict[str, str]:
+def _bench_env(data_dir: Path, entity_cache: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIMBO_")}
     env.update(
         NIMBO_LIBVIRT_URI=MEMORY_URI,
         NIMBO_API_WORKERS=str(API_WORKERS),
         NIMBO_DATA_DIR=str(data_dir),
     )
+    if entity_cache is not None:
+        env["NIMBO_ENTITY_CACHE_SIZE"] = str(entity_cache)
     return env
 
 
@@ -336,10 +338,14 @@ class Node:
     create_body: bytes = b""
 
 
-def start_node(tmp: Path, processes: list[tuple[subprocess.Popen[bytes], signal.Signals]]) -> Node:
+def start_node(
+    tmp: Path,
+    processes: list[tuple[subprocess.Popen[bytes], signal.Signals]],
+    entity_cache: int | None = None,
+) -> Node:
     data_dir, log = tmp / "data", tmp / "nimbo.log"
     port = free_port()
-    env = _bench_env(data_dir)
+    env = _bench_env(data_dir, entity_cache)
     up = _spawn(
         [str(VENV_BIN / "nimbo"), "up", "--data-dir", str(data_dir), "--listen", f"{HOST}:{port}"],
         env,
@@ -691,6 +697,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="computes created before measuring (default 1000; quick 200)",
     )
     parser.add_argument(
+        "--entity-cache",
+        type=int,
+        default=None,
+        help="NIMBO_ENTITY_CACHE_SIZE for nimbo (default: the configured default; 0 measures "
+        "every read on the store, as right after a write)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a fast smoke run: fewer requests and computes"
     )
     args = parser.parse_args(argv)
@@ -709,7 +722,7 @@ def benchmark(
     client_processes = max(1, min(args.client_processes, args.concurrency))
     print_setup(args, client_processes)
     began = time.monotonic()
-    node = start_node(tmp, processes)
+    node = start_node(tmp, processes, args.entity_cache)
     print(
         f"nimbo up on {HOST}:{node.port} after {time.monotonic() - began:.1f}s; "
         f"creating {args.computes} computes ...",
