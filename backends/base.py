@@ -4,6 +4,7 @@ A driver manages one hypervisor host. All methods are idempotent where the name 
 ``ensure``/``delete``: calling them twice, or after a crash half way, converges. Objects are
 addressed by the entity uuid of the OCCI resource they realise; drivers derive backend names
 from it (:func:`domain_name`, :func:`volume_name`, :func:`network_name`, :func:`bridge_name`).
+A compute's config drive is the volume :func:`config_drive_volume_id`.
 
 Errors: every method may raise :class:`~gateway.errors.BackendUnavailable` (host unreachable)
 and :class:`~gateway.errors.BackendError` (anything else, message readable by a person);
@@ -139,7 +140,17 @@ def domain_name(compute_id: str) -> str:
 
 
 def volume_name(volume_id: str) -> str:
+    """Name of a volume in a file pool (a logical pool drops the suffix).
+
+    Raw volumes (``upload_volume``) are named the same way, so every lookup by id finds them:
+    the suffix does not tell the format, the pool's record of the volume does.
+    """
     return f"nimbo-{volume_id}.qcow2"
+
+
+def config_drive_volume_id(compute_id: str) -> str:
+    """Id of the volume holding a compute's config drive ISO (see ``upload_volume``)."""
+    return f"{compute_id}-configdrive"
 
 
 def network_name(network_id: str) -> str:
@@ -149,6 +160,24 @@ def network_name(network_id: str) -> str:
 def bridge_name(network_id: str) -> str:
     """Linux bridge names are at most 15 characters."""
     return f"nbr{network_id.replace('-', '')[:10]}"
+
+
+DEFAULT_CONSOLE_BYTES = 65536
+"""How much of the end of a serial console ``console_log`` returns by default."""
+
+
+def console_text(tail: bytes, *, cut: bool) -> str:
+    """Console bytes as text: UTF-8 with bad bytes replaced.
+
+    ``cut`` says ``tail`` starts mid-log: the continuation bytes of a character cut in two are
+    dropped rather than shown as a replacement character.
+    """
+    if cut:
+        start = 0
+        while start < min(3, len(tail)) and 0x80 <= tail[start] < 0xC0:
+            start += 1
+        tail = tail[start:]
+    return tail.decode("utf-8", errors="replace")
 
 
 class HostDriver(ABC):
@@ -201,6 +230,14 @@ class HostDriver(ABC):
         """Destroy and undefine the domain. Missing: no-op. Disks are not touched."""
 
     @abstractmethod
+    def console_log(self, compute_id: str, max_bytes: int = DEFAULT_CONSOLE_BYTES) -> str:
+        """The end of the compute's serial console output: at most its last ``max_bytes`` bytes,
+        as text (UTF-8, undecodable bytes replaced). The log accumulates over the compute's
+        boots; "" when nothing was written yet (e.g. never started). BackendNotFound when the
+        compute does not exist; BackendError when ``max_bytes`` is not positive or this driver
+        cannot read that host's console from here (libvirt: only on a local URI)."""
+
+    @abstractmethod
     def attach_disk(self, compute_id: str, disk: DiskSpec) -> None:
         """Attach live if running, else to the persistent definition. Already attached: no-op."""
 
@@ -230,6 +267,18 @@ class HostDriver(ABC):
     @abstractmethod
     def list_volumes(self) -> list[VolumeInfo]:
         """All volumes this driver manages in its pool."""
+
+    @abstractmethod
+    def upload_volume(self, volume_id: str, data: bytes) -> VolumeInfo:
+        """Create the raw volume ``volume_id`` in the host's pool holding exactly ``data``,
+        sent over the driver's connection (so it works on a remote host: the worker uses it for
+        the config drive ISO). A volume of that id already there, of any format, is deleted
+        first: uploading replaces, and uploading the same bytes twice converges.
+
+        Returns the volume: format ``raw``, ``path`` the host path a domain can use (e.g.
+        ``ComputeSpec.config_drive``), ``capacity_bytes`` ``len(data)`` in a file pool; a block
+        pool (LVM) rounds the size up to its allocation unit and the bytes past ``data`` read as
+        zeros. If the transfer fails, the volume is deleted. Empty ``data``: BackendError."""
 
     @abstractmethod
     def resize_volume(self, volume_id: str, size_bytes: int) -> VolumeInfo:

@@ -6,6 +6,10 @@ keep a persistent and a live definition like libvirt: hot-plug on an active doma
 :meth:`MemoryDriver.ensure_compute` on an active domain changes only the persistent one, which
 becomes live at the next (cold) start.
 
+Beyond the contract (``ex_`` extras for tests): :meth:`MemoryDriver.ex_volume_bytes` returns
+what :meth:`~MemoryDriver.upload_volume` stored, :meth:`MemoryDriver.ex_set_console_log` sets
+what :meth:`~MemoryDriver.console_log` shows for a compute.
+
 Hosts: ``memory://host-a?cores=16&memory_mib=65536`` (defaults 8 cores, 16384 MiB). A URI with
 a host part names a host shared by every driver of the process opened on the same name (the
 first opener sets its capacity); ``memory://`` without a name gives a private host per driver.
@@ -21,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from backends.base import (
+    DEFAULT_CONSOLE_BYTES,
     ComputeInfo,
     ComputeSpec,
     DiskSpec,
@@ -35,6 +40,7 @@ from backends.base import (
     VolumeInfo,
     VolumeSpec,
     bridge_name,
+    console_text,
     volume_name,
 )
 from gateway.errors import BackendConflict, BackendError, BackendNotFound, BackendUnavailable
@@ -57,6 +63,7 @@ class _Domain:
     config: _Definition
     live: _Definition | None = None  # set while active
     state: PowerState = PowerState.STOPPED
+    console: str = ""  # what the serial console printed (set by tests)
 
 
 @dataclass
@@ -66,6 +73,7 @@ class _Host:
     memory_mib: int
     domains: dict[str, _Domain] = field(default_factory=dict)
     volumes: dict[str, VolumeInfo] = field(default_factory=dict)
+    volume_data: dict[str, bytes] = field(default_factory=dict)  # uploaded volumes' bytes
     networks: dict[str, NetworkInfo] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -222,6 +230,19 @@ class MemoryDriver(HostDriver):
         with self._locked():
             self._host.domains.pop(compute_id, None)
 
+    def console_log(self, compute_id: str, max_bytes: int = DEFAULT_CONSOLE_BYTES) -> str:
+        """The end of the console text set by :meth:`ex_set_console_log` ("" until then)."""
+        if max_bytes < 1:
+            raise BackendError(f"console of compute {compute_id}: max_bytes must be positive")
+        with self._locked():
+            data = self._domain(compute_id).console.encode()
+        return console_text(data[-max_bytes:], cut=len(data) > max_bytes)
+
+    def ex_set_console_log(self, compute_id: str, text: str) -> None:
+        """Set what the compute's serial console shows (tests stand in for the guest)."""
+        with self._locked():
+            self._domain(compute_id).console = text
+
     # --- hot-plug ---------------------------------------------------------------------------
 
     def _definitions(self, compute_id: str) -> list[_Definition]:
@@ -290,6 +311,28 @@ class MemoryDriver(HostDriver):
         with self._locked():
             return list(self._host.volumes.values())
 
+    def upload_volume(self, volume_id: str, data: bytes) -> VolumeInfo:
+        """Replace the volume by a raw one holding ``data`` (kept, see :meth:`ex_volume_bytes`)."""
+        if not data:
+            raise BackendError(f"volume {volume_id}: nothing to upload (0 bytes)")
+        with self._locked():
+            volume = VolumeInfo(
+                id=volume_id,
+                path=f"/memory/{self._host.name}/pool/{volume_name(volume_id)}",
+                capacity_bytes=len(data),
+                allocation_bytes=len(data),
+                format="raw",
+            )
+            self._host.volumes[volume_id] = volume
+            self._host.volume_data[volume_id] = bytes(data)
+            return volume
+
+    def ex_volume_bytes(self, volume_id: str) -> bytes:
+        """What :meth:`upload_volume` stored in the volume (b"" for one made empty)."""
+        with self._locked():
+            self._volume(volume_id)
+            return self._host.volume_data.get(volume_id, b"")
+
     def resize_volume(self, volume_id: str, size_bytes: int) -> VolumeInfo:
         """Grow; shrinking raises BackendConflict."""
         with self._locked():
@@ -309,6 +352,7 @@ class MemoryDriver(HostDriver):
         """Forget the volume; missing: no-op."""
         with self._locked():
             self._host.volumes.pop(volume_id, None)
+            self._host.volume_data.pop(volume_id, None)
 
     # --- network ----------------------------------------------------------------------------
 

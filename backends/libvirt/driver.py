@@ -19,8 +19,17 @@ driver.
 ``test`` and libvirt answers ``VIR_ERR_NO_SUPPORT``; on QEMU the real call is made and its error
 is raised): it has no ``attachDeviceFlags``/``detachDeviceFlags`` (emulated by redefining the
 domain and power-cycling it if active), no ``virStorageVolResize`` (emulated by recreating the
-volume with the new capacity) and no ``getDomainCapabilities`` (domain type is ``test``, the only
-one its capabilities advertise, although it accepts any). Its ``shutdown`` powers off at once.
+volume with the new capacity), no ``virStorageVolUpload`` (``upload_volume`` creates the volume
+with the data's capacity and sends nothing: simulated volumes hold no bytes) and no
+``getDomainCapabilities`` (domain type is ``test``, the only one its capabilities advertise,
+although it accepts any). Its ``shutdown`` powers off at once. Its domains write no console:
+``console_log`` reads the file their XML names, as on QEMU, and finds it missing ("").
+
+**Consoles**: a domain's serial console goes to a log file on its host (``console_dir``),
+named in the domain XML. :meth:`LibvirtDriver.console_log` reads that file, so only when the
+URI is local (no host part and no transport but a unix socket: ``qemu:///system``,
+``qemu:///session``, ``test:``); on a remote URI it raises BackendError: read the console on
+that host (its own worker drives it through a local URI).
 """
 
 from __future__ import annotations
@@ -29,13 +38,15 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
 import libvirt
 
 from backends.base import (
+    DEFAULT_CONSOLE_BYTES,
     ComputeInfo,
     ComputeSpec,
     DiskSpec,
@@ -49,6 +60,7 @@ from backends.base import (
     StopMethod,
     VolumeInfo,
     VolumeSpec,
+    console_text,
     domain_name,
     network_name,
     volume_name,
@@ -65,6 +77,41 @@ PREFIX = "nimbo-"
 ACTIVE = (PowerState.RUNNING, PowerState.PAUSED)
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+MIB = 1024**2
+UPLOAD_CHUNK_BYTES = 64 * 1024
+"""Bytes per ``virStreamSend`` (well under libvirt's 256 KiB RPC payload limit)."""
+
+
+def is_local_uri(uri: str) -> bool:
+    """True when ``uri`` reaches the libvirt of this machine: no host part and no transport
+    but a unix socket (``qemu:///system``, ``qemu+unix:///session``, ``test:///default``)."""
+    parts = urlsplit(uri)
+    return not parts.netloc and parts.scheme.partition("+")[2] in ("", "unix")
+
+
+def read_console(path: str, max_bytes: int, *, what: str) -> str:
+    """The last ``max_bytes`` of the log file at ``path`` as text; "" when it does not exist."""
+    try:
+        with open(path, "rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(0, size - max_bytes))
+            tail = log.read(max_bytes)
+    except FileNotFoundError:
+        return ""  # never started: nothing written yet
+    except OSError as exc:
+        raise BackendError(f"{what}: cannot read {path}: {exc.strerror or exc}") from exc
+    return console_text(tail, cut=size > max_bytes)
+
+
+def upload_chunks(data: bytes, size: int) -> Iterator[bytes]:
+    """``data`` then zeros up to ``size`` bytes, in pieces of at most UPLOAD_CHUNK_BYTES."""
+    view = memoryview(data)
+    for start in range(0, len(data), UPLOAD_CHUNK_BYTES):
+        yield bytes(view[start : start + UPLOAD_CHUNK_BYTES])
+    padding = size - len(data)
+    while padding > 0:
+        yield bytes(min(padding, UPLOAD_CHUNK_BYTES))
+        padding -= UPLOAD_CHUNK_BYTES
 
 
 class LibvirtDriver(HostDriver):
@@ -110,6 +157,7 @@ class LibvirtDriver(HostDriver):
         self.virtual_switch = virtual_switch
         self.poll_interval = 0.2
         self._is_test = uri.split(":", 1)[0] == "test"
+        self._is_local = is_local_uri(uri)
         self._connection: libvirt.virConnect | None = None
         self._closed = False
         self._domain_types: dict[str, str] = {}
@@ -341,6 +389,19 @@ class LibvirtDriver(HostDriver):
         except BackendNotFound:
             pass  # deleted meanwhile
 
+    def console_log(self, compute_id: str, max_bytes: int = DEFAULT_CONSOLE_BYTES) -> str:
+        """Tail of the serial log file the domain XML names; local URIs only (module doc)."""
+        what = f"console of compute {compute_id}"
+        if max_bytes < 1:
+            raise BackendError(f"{what}: max_bytes must be positive, not {max_bytes}")
+        if not self._is_local:
+            raise BackendError(
+                f"{what}: {self.uri} is a remote host and the console log is a file on it; "
+                "read it on that host (through a local URI such as qemu:///system)"
+            )
+        path = xml.console_path(self._xml(self._require_domain(compute_id)))
+        return "" if path is None else read_console(path, max_bytes, what=what)
+
     # --- hot-plug ---------------------------------------------------------------------------
 
     def attach_disk(self, compute_id: str, disk: DiskSpec) -> None:
@@ -473,6 +534,49 @@ class LibvirtDriver(HostDriver):
             for v in volumes
             if v.name().startswith(PREFIX)
         ]
+
+    def upload_volume(self, volume_id: str, data: bytes) -> VolumeInfo:
+        """Delete any volume of that id, create a raw one and stream ``data`` into it.
+
+        A dir pool gets a file of exactly ``len(data)`` bytes; a logical pool an LV of the size
+        rounded up to a MiB (LVM rounds further, to its extent size), the rest sent as zeros so
+        that no earlier LV's bytes show through. A failed transfer deletes the volume.
+        """
+        if not data:
+            raise BackendError(f"volume {volume_id}: nothing to upload (0 bytes)")
+        self.delete_volume(volume_id)
+        name = self._volume_name(volume_id)
+        size = len(data) if self.pool_type == "dir" else -(-len(data) // MIB) * MIB
+        spec = VolumeSpec(id=volume_id, size_bytes=size)
+        text = xml.volume_xml(spec, name=name, pool_type=self.pool_type, image_format="raw")
+        with translated(f"create volume {name}"):
+            volume = self._pool().createXML(text, 0)
+        try:
+            self._upload(volume, data, self._volume_info(volume_id, volume).capacity_bytes)
+        except BaseException:
+            with contextlib.suppress(BackendError):
+                self.delete_volume(volume_id)
+            raise
+        return self._volume_info(volume_id, volume)
+
+    def _upload(self, volume: libvirt.virStorageVol, data: bytes, size: int) -> None:
+        with translated(f"open a stream to {self.uri}"):
+            stream = self._conn().newStream(0)
+        try:
+            with translated(f"upload {len(data)} bytes into volume {volume.name()}"):
+                volume.upload(stream, 0, size, 0)
+                for chunk in upload_chunks(data, size):
+                    sent = 0
+                    while sent < len(chunk):
+                        sent += stream.send(chunk[sent:])
+                stream.finish()
+        except BackendError as exc:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()  # the transfer is over either way; its own error says nothing
+            if not (self._is_test and is_unsupported(exc)):
+                raise
+            # TEST DRIVER: no virStorageVolUpload; the simulated volume already has the data's
+            # capacity and, like every simulated volume, holds no bytes
 
     def resize_volume(self, volume_id: str, size_bytes: int) -> VolumeInfo:
         """Grow the volume; a smaller size raises BackendConflict."""

@@ -191,6 +191,15 @@ def domain_xml(
     return _render(root)
 
 
+def console_path(text: str) -> str | None:
+    """Path of the file the domain's serial console writes to, or None when it has none."""
+    for serial in ET.fromstring(text).iterfind("devices/serial[@type='file']"):
+        source = serial.find("source")
+        if source is not None and source.get("path"):
+            return source.get("path")
+    return None
+
+
 def domain_entity_id(text: str) -> str | None:
     """The entity id stored in our ``<metadata>``, or None if the domain is not ours."""
     entity = ET.fromstring(text).find(f"metadata/{{{METADATA_NS}}}entity")
@@ -295,11 +304,12 @@ def pool_xml(name: str, pool_type: str, path: str) -> str:
     return _render(root)
 
 
-def volume_xml(spec: VolumeSpec, *, name: str, pool_type: str) -> str:
+def volume_xml(spec: VolumeSpec, *, name: str, pool_type: str, image_format: str = "qcow2") -> str:
     """A qcow2 file (dir pool) or a logical volume; with ``backing_path`` a copy-on-write clone.
 
     In a dir pool the clone is a qcow2 overlay on the backing file; in a logical pool libvirt
     turns a ``<backingStore>`` into an LVM snapshot of the origin LV (``lvcreate -s``).
+    ``image_format='raw'`` makes a plain file in a dir pool (an LV is raw anyway).
     """
     root = ET.Element("volume", {"type": "block" if pool_type == "logical" else "file"})
     _sub(root, "name", name)
@@ -307,7 +317,7 @@ def volume_xml(spec: VolumeSpec, *, name: str, pool_type: str) -> str:
     if pool_type == "dir":
         _sub(root, "allocation", "0", unit="bytes")
         target = _sub(root, "target")
-        _sub(target, "format", type="qcow2")
+        _sub(target, "format", type=image_format)
     if spec.backing_path:
         backing = _sub(root, "backingStore")
         _sub(backing, "path", spec.backing_path)
@@ -316,11 +326,16 @@ def volume_xml(spec: VolumeSpec, *, name: str, pool_type: str) -> str:
     return _render(root)
 
 
+RAW_FORMATS = frozenset({"none", "iso"})
+"""Volume formats libvirt reports for what is a raw image to a domain: ``none`` (an LV) and
+``iso`` (a dir pool's refresh probes a raw file holding ISO 9660, e.g. a config drive)."""
+
+
 def volume_format(text: str) -> str:
-    """Format of a volume from its XML (``raw`` when libvirt reports none, as for an LV)."""
+    """Format of a volume from its XML (``raw`` for the :data:`RAW_FORMATS` and when none)."""
     element = ET.fromstring(text).find("target/format")
     kind = None if element is None else element.get("type")
-    return kind if kind and kind != "none" else "raw"
+    return kind if kind and kind not in RAW_FORMATS else "raw"
 
 
 def with_capacity(text: str, size_bytes: int) -> str:

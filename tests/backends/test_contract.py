@@ -14,9 +14,10 @@ from backends.base import (
     RestartMethod,
     StopMethod,
     VolumeSpec,
+    config_drive_volume_id,
 )
-from gateway.errors import BackendConflict, BackendNotFound, BackendUnavailable
-from tests.backends.conftest import DECLARED_HOSTS, DriverFactory
+from gateway.errors import BackendConflict, BackendError, BackendNotFound, BackendUnavailable
+from tests.backends.conftest import DECLARED_HOSTS, DriverFactory, write_console
 
 CID = "4f0c6b3e-1d2a-4c55-9e1f-0a1b2c3d4e5f"
 NET = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -232,6 +233,88 @@ class TestVolumes:
         with pytest.raises(BackendNotFound):
             driver.volume_info("v1")
         assert driver.list_volumes() == []
+
+
+class TestUpload:
+    DRIVE = config_drive_volume_id(CID)
+    ISO = b"\0" * 32768 + b"\1CD001" + bytes(range(256)) * 8  # any bytes, a made-up length
+
+    def test_upload_creates_a_raw_volume_of_the_data(self, driver: HostDriver) -> None:
+        info = driver.upload_volume(self.DRIVE, self.ISO)
+        assert (info.id, info.format, info.capacity_bytes) == (self.DRIVE, "raw", len(self.ISO))
+        assert info.path and info.path != driver.ensure_volume(VolumeSpec("v1", GIB)).path
+        assert driver.volume_info(self.DRIVE) == info
+        assert sorted(v.id for v in driver.list_volumes()) == sorted([self.DRIVE, "v1"])
+
+    def test_upload_twice_converges(self, driver: HostDriver) -> None:
+        first = driver.upload_volume(self.DRIVE, self.ISO)
+        assert driver.upload_volume(self.DRIVE, self.ISO) == first
+        assert [v.id for v in driver.list_volumes()] == [self.DRIVE]
+
+    @pytest.mark.parametrize("size", [2048, 5 * 65536 + 3], ids=["smaller", "larger"])
+    def test_upload_replaces(self, driver: HostDriver, size: int) -> None:
+        driver.upload_volume(self.DRIVE, self.ISO)
+        info = driver.upload_volume(self.DRIVE, b"\xa5" * size)
+        assert (info.capacity_bytes, info.format) == (size, "raw")
+        assert driver.volume_info(self.DRIVE).capacity_bytes == size
+        assert len(driver.list_volumes()) == 1
+
+    def test_upload_replaces_a_qcow2_volume(self, driver: HostDriver) -> None:
+        driver.ensure_volume(VolumeSpec(id=self.DRIVE, size_bytes=GIB))
+        info = driver.upload_volume(self.DRIVE, self.ISO)
+        assert (info.capacity_bytes, info.format) == (len(self.ISO), "raw")
+
+    def test_uploaded_volume_deletes_like_any(self, driver: HostDriver) -> None:
+        driver.upload_volume(self.DRIVE, self.ISO)
+        driver.delete_volume(self.DRIVE)
+        driver.delete_volume(self.DRIVE)
+        with pytest.raises(BackendNotFound):
+            driver.volume_info(self.DRIVE)
+        assert driver.list_volumes() == []
+
+    def test_nothing_to_upload(self, driver: HostDriver) -> None:
+        with pytest.raises(BackendError, match="nothing to upload"):
+            driver.upload_volume(self.DRIVE, b"")
+        assert driver.list_volumes() == []
+
+    def test_config_drive_volume_is_the_computes_own(self) -> None:
+        other = "5f0c6b3e-1d2a-4c55-9e1f-0a1b2c3d4e5f"
+        assert config_drive_volume_id(CID) not in (CID, config_drive_volume_id(other))
+
+
+class TestConsole:
+    def test_missing_compute(self, driver: HostDriver) -> None:
+        with pytest.raises(BackendNotFound):
+            driver.console_log(CID)
+
+    def test_nothing_printed_yet(self, driver: HostDriver) -> None:
+        driver.ensure_compute(_spec())
+        assert driver.console_log(CID) == ""
+
+    def test_whole_console_when_short(self, driver: HostDriver) -> None:
+        driver.ensure_compute(_spec())
+        driver.start_compute(CID)
+        write_console(driver, CID, b"boot\nNIMBO-REPORT-BEGIN\nhostname=h\n")
+        assert driver.console_log(CID) == "boot\nNIMBO-REPORT-BEGIN\nhostname=h\n"
+
+    def test_tail_of_at_most_max_bytes(self, driver: HostDriver) -> None:
+        driver.ensure_compute(_spec())
+        write_console(driver, CID, b"x" * 100_000 + b"\nlast line\n")
+        assert driver.console_log(CID) == "x" * (65536 - 11) + "\nlast line\n"
+        assert driver.console_log(CID, max_bytes=5) == "line\n"
+
+    def test_tail_does_not_start_with_half_a_character(self, driver: HostDriver) -> None:
+        driver.ensure_compute(_spec())
+        write_console(driver, CID, "h\u00e9\u20ac!".encode())  # 1 + 2 + 3 + 1 bytes
+        assert driver.console_log(CID, max_bytes=5) == "\u20ac!"  # é cut: dropped, not replaced
+        assert driver.console_log(CID, max_bytes=3) == "!"
+        assert driver.console_log(CID, max_bytes=6) == "\u00e9\u20ac!"
+
+    @pytest.mark.parametrize("max_bytes", [0, -1])
+    def test_max_bytes_must_be_positive(self, driver: HostDriver, max_bytes: int) -> None:
+        driver.ensure_compute(_spec())
+        with pytest.raises(BackendError, match="max_bytes"):
+            driver.console_log(CID, max_bytes=max_bytes)
 
 
 class TestNetworks:

@@ -43,6 +43,14 @@ def test_logical_volumes_are_raw_lvs_named_without_suffix(driver: LibvirtDriver)
     assert "<name>nimbo</name>" in pool_text and "type='logical'" in pool_text
 
 
+def test_uploaded_volume_is_an_lv_rounded_up_to_a_mib(driver: LibvirtDriver) -> None:
+    info = driver.upload_volume("drive", b"\1" * 3000)
+    assert (info.path, info.format, info.capacity_bytes) == ("/dev/nimbo/nimbo-drive", "raw", MIB)
+    again = driver.upload_volume("drive", b"\1" * (MIB + 1))
+    assert again.capacity_bytes == 2 * MIB
+    assert [v.id for v in driver.list_volumes()] == ["drive"]
+
+
 def test_logical_disks_are_block_devices(driver: LibvirtDriver) -> None:
     spec = ComputeSpec(
         id="c1",
@@ -78,6 +86,9 @@ def test_logical_pool_snapshot_clone_on_lvm(tmp_path: Path) -> None:
         origin = driver.ensure_volume(VolumeSpec(id="image", size_bytes=32 * MIB))
         assert (origin.path, origin.format) == (f"/dev/{vg}/nimbo-image", "raw")
         driver.ensure_volume(VolumeSpec(id="clone", size_bytes=32 * MIB, backing_path=origin.path))
+        drive = driver.upload_volume("drive", b"\x5a" * 3000)
+        assert drive.capacity_bytes >= MIB  # rounded up to the VG's extent size
+        assert Path(drive.path).read_bytes() == b"\x5a" * 3000 + bytes(drive.capacity_bytes - 3000)
         lvs = subprocess.run(
             ["lvs", "--noheadings", "-o", "lv_name,origin", vg], capture_output=True, text=True
         )

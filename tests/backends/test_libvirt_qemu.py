@@ -31,6 +31,7 @@ from backends.base import (  # noqa: E402
     StopMethod,
     VolumeSpec,
 )
+from backends.configdrive import ContextSpec, build_config_drive  # noqa: E402
 from backends.libvirt.driver import LibvirtDriver  # noqa: E402
 from gateway.errors import BackendConflict  # noqa: E402
 
@@ -116,6 +117,21 @@ def test_volumes_on_real_pool(driver: LibvirtDriver, qemu_dir: Path) -> None:
     assert driver.resize_volume("clone", 64 * MIB).capacity_bytes == 64 * MIB
     with pytest.raises(BackendConflict):
         driver.resize_volume("clone", 16 * MIB)
+
+
+def test_upload_on_real_pool(driver: LibvirtDriver, qemu_dir: Path) -> None:
+    iso = build_config_drive(ContextSpec(instance_id="i-1", hostname="upload-test"))
+    info = driver.upload_volume("drive", iso)
+    assert (info.capacity_bytes, info.format) == (len(iso), "raw")
+    assert Path(info.path) == qemu_dir / "pool" / "nimbo-drive.qcow2"
+    assert Path(info.path).read_bytes() == iso
+    # the pool refresh after an upload probes the file as "iso": still raw to us
+    assert driver.volume_info("drive").format == "raw"
+    data = bytes(range(256)) * 1000 + b"tail"  # several stream chunks, an odd length
+    assert driver.upload_volume("drive", data).capacity_bytes == len(data)
+    assert Path(info.path).read_bytes() == data
+    driver.delete_volume("drive")
+    assert not Path(info.path).exists()
 
 
 def test_auto_virt_type_asks_domain_capabilities(daemon: None) -> None:

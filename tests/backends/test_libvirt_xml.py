@@ -96,6 +96,29 @@ def test_volume_dir() -> None:
     assert_golden("volume-dir.xml", xml.volume_xml(spec, name="nimbo-v1.qcow2", pool_type="dir"))
 
 
+def test_volume_dir_raw() -> None:
+    spec = VolumeSpec(id="v1-configdrive", size_bytes=374784)
+    text = xml.volume_xml(
+        spec, name="nimbo-v1-configdrive.qcow2", pool_type="dir", image_format="raw"
+    )
+    assert_golden("volume-dir-raw.xml", text)
+
+
+@pytest.mark.parametrize(
+    ("reported", "ours"), [("qcow2", "qcow2"), ("iso", "raw"), ("none", "raw")]
+)
+def test_volume_format(reported: str, ours: str) -> None:
+    text = f"<volume><target><format type='{reported}'/></target></volume>"
+    assert xml.volume_format(text) == ours
+    assert xml.volume_format("<volume><target/></volume>") == "raw"
+
+
+def test_console_path() -> None:
+    text = xml.domain_xml(SPEC, domain_type="qemu", disks=DISKS, console_path=CONSOLE)
+    assert xml.console_path(text) == CONSOLE
+    assert xml.console_path("<domain><devices><serial type='pty'/></devices></domain>") is None
+
+
 def test_volume_dir_clone() -> None:
     spec = VolumeSpec(id="v2", size_bytes=10 * 1024**3, backing_path="/images/debian.qcow2")
     text = xml.volume_xml(spec, name="nimbo-v2.qcow2", pool_type="dir")
