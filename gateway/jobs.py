@@ -9,6 +9,7 @@ person can act on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,10 +30,13 @@ from backends.base import (
     RestartMethod,
     StopMethod,
     VolumeSpec,
+    config_drive_volume_id,
 )
+from backends.configdrive import ContextSpec, build_config_drive
 from gateway.errors import BackendError, BackendUnavailable
 from gateway.runtime import current
 from gateway.services.catalog import template_scheme
+from gateway.services.context import context_spec
 from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation, utcnow
 from occi import infrastructure as infra
 
@@ -174,6 +178,7 @@ class ComputePlan:
     networks: list[NetworkSpec]
     volumes: list[VolumeSpec]
     root: VolumeSpec | None
+    context: ContextSpec
 
 
 def _plan(compute_id: str) -> ComputePlan:
@@ -196,7 +201,8 @@ def _plan(compute_id: str) -> ComputePlan:
         ).all()
         image = _image_of(session, mixins)
         disks, nics, networks, volumes = [], [], [], []
-        for link in links:
+        interfaces: list[dict[str, object]] = []
+        for link in sorted(links, key=_link_order):
             target = targets.get(link.target_id or "")
             if target is None:
                 continue
@@ -217,6 +223,7 @@ def _plan(compute_id: str) -> ComputePlan:
                     )
                 )
                 networks.append(network_spec(target))
+                interfaces.append(attrs)
         root = None
         if image is not None:
             root = VolumeSpec(
@@ -236,7 +243,27 @@ def _plan(compute_id: str) -> ComputePlan:
             nics=tuple(nics),
             hostname=attrs.get("occi.compute.hostname"),
         )
-        return ComputePlan(spec, networks, volumes, root)
+        context = context_spec(compute_id, attrs, interfaces)
+        return ComputePlan(spec, networks, volumes, root, context)
+
+
+def _link_order(link: EntityRow) -> tuple[int, str]:
+    """Links in device order: eth0 before eth1 before eth10, vdb before vdc."""
+    attrs = link.attributes or {}
+    name = str(
+        attrs.get("occi.networkinterface.interface") or attrs.get("occi.storagelink.deviceid")
+    )
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits) if digits else 0, name)
+
+
+def _with_config_drive(driver: HostDriver, plan: ComputePlan) -> ComputeSpec:
+    """Write the plan's context onto the compute's config drive volume (replacing what was
+    there: a start after new links sees them); the spec with the drive attached."""
+    drive = driver.upload_volume(
+        config_drive_volume_id(plan.spec.id), build_config_drive(plan.context)
+    )
+    return dataclasses.replace(plan.spec, config_drive=drive.path)
 
 
 def _image_of(session: Session, mixins: Sequence[str]) -> Image | None:
@@ -266,7 +293,7 @@ def provision_compute(compute_id: str, operation_id: str) -> None:
             _progress(compute_id, "cloning image")
             driver.ensure_volume(plan.root)
         _progress(compute_id, "defining and starting the domain")
-        driver.ensure_compute(plan.spec)
+        driver.ensure_compute(_with_config_drive(driver, plan))
         info = driver.start_compute(compute_id)
         _finish(job, COMPUTE_STATES[info.state], links="active")
 
@@ -275,6 +302,8 @@ def _run_compute_verb(driver: HostDriver, job: Job) -> ComputeInfo:
     compute_id = job.entity.id
     method = str(job.params.get("method") or "")
     if job.verb == "start":
+        if driver.compute_info(compute_id).state is PowerState.STOPPED:
+            driver.ensure_compute(_with_config_drive(driver, _plan(compute_id)))
         return driver.start_compute(compute_id)
     if job.verb == "stop":
         return driver.stop_compute(compute_id, StopMethod(method or "poweroff"))
@@ -283,7 +312,7 @@ def _run_compute_verb(driver: HostDriver, job: Job) -> ComputeInfo:
     if job.verb == "suspend":
         return driver.suspend_compute(compute_id)
     if job.verb == "resize":
-        driver.ensure_compute(_plan(compute_id).spec)
+        driver.ensure_compute(_with_config_drive(driver, _plan(compute_id)))
         return driver.compute_info(compute_id)
     if job.verb == "save":
         return _save(driver, job)
@@ -324,6 +353,7 @@ def delete_compute(compute_id: str, operation_id: str) -> None:
         driver = _driver(job)
         driver.delete_compute(compute_id)
         driver.delete_volume(root_volume_id(compute_id))
+        driver.delete_volume(config_drive_volume_id(compute_id))
         _remove_rows(compute_id, job)
 
 

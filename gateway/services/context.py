@@ -1,14 +1,16 @@
-"""Contextualization attributes: SSH keys and user data, checked at create time (OCCI 1.2
-``ssh_key``/``user_data`` and the EGI/OpenStack ``public_key``/``user_data`` mixins)."""
+"""Contextualization: SSH keys, user data and the hostname, checked at create time (OCCI 1.2
+``ssh_key``/``user_data`` and the EGI/OpenStack ``public_key``/``user_data`` mixins), and the
+:class:`~backends.configdrive.ContextSpec` the worker writes onto the config drive."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from backends.configdrive import ContextSpec, InterfaceContext
 from gateway.errors import Conflict, InvalidAttribute
 from occi import infrastructure as infra
 from occi.core import Mixin
@@ -21,6 +23,10 @@ SSH_KEY_LINE = re.compile(rf"^(?:\S+\s+)?{_KEY_TYPES}\s+[A-Za-z0-9+/]+={{0,3}}(\
 
 KEY_ATTRIBUTES = ("occi.credentials.ssh.publickey", "org.openstack.credentials.publickey.data")
 USERDATA_ATTRIBUTES = ("occi.compute.userdata", "org.openstack.compute.user_data")
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 def check_context(
@@ -36,6 +42,12 @@ def check_context(
     if infra.USER_DATA in given and infra.OS_USER_DATA in given:
         raise Conflict(
             "give either the OCCI user_data mixin or the OpenStack user_data mixin, not both"
+        )
+    hostname = attributes.get("occi.compute.hostname")
+    if hostname is not None and not HOSTNAME.match(str(hostname)):
+        raise InvalidAttribute(
+            f"occi.compute.hostname {hostname!r} is not a host name (RFC 1123: labels of "
+            "letters, digits and inner hyphens, separated by dots)"
         )
     for name in KEY_ATTRIBUTES:
         key = attributes.get(name)
@@ -59,3 +71,46 @@ def check_context(
         except (binascii.Error, ValueError):
             note = f"{name} is not base64; it is passed to the guest as given"
     return note
+
+
+def default_hostname(compute_id: str, title: object) -> str:
+    """The title made a host name label when it can be, else ``vm-`` and the id's start."""
+    label = re.sub(r"[^A-Za-z0-9-]+", "-", str(title or "")).strip("-")[:63].strip("-")
+    return label if label else f"vm-{compute_id.replace('-', '')[:12]}"
+
+
+def context_spec(
+    compute_id: str,
+    attributes: Mapping[str, Any],
+    interfaces: Sequence[Mapping[str, Any]],
+) -> ContextSpec:
+    """What the guest learns from its config drive: host name, addresses per MAC (from the
+    interfaces' leases), SSH keys and user data (base64 decoded; raw when it was not base64)."""
+    hostname = attributes.get("occi.compute.hostname") or default_hostname(
+        compute_id, attributes.get("occi.core.title")
+    )
+    keys = tuple(str(attributes[n]).strip() for n in KEY_ATTRIBUTES if attributes.get(n))
+    user_data = None
+    for name in USERDATA_ATTRIBUTES:
+        data = attributes.get(name)
+        if data:
+            try:
+                user_data = base64.b64decode(str(data), validate=True)
+            except (binascii.Error, ValueError):
+                user_data = str(data).encode()
+            break
+    return ContextSpec(
+        instance_id=compute_id,
+        hostname=str(hostname),
+        interfaces=tuple(
+            InterfaceContext(
+                name=str(nic.get("occi.networkinterface.interface") or f"eth{n}"),
+                mac=str(nic["occi.networkinterface.mac"]).lower(),
+                address=nic.get("occi.networkinterface.address"),
+                gateway=nic.get("occi.networkinterface.gateway"),
+            )
+            for n, nic in enumerate(interfaces)
+        ),
+        ssh_keys=keys,
+        user_data=user_data,
+    )

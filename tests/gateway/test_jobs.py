@@ -7,7 +7,7 @@ import pytest
 from rq.registry import FailedJobRegistry
 from sqlalchemy import delete, func, select, update
 
-from backends.base import ComputeInfo, PowerState, VolumeSpec
+from backends.base import ComputeInfo, PowerState, VolumeSpec, config_drive_volume_id
 from gateway import jobs
 from gateway.queue import host_queue_name
 from gateway.store.models import EntityMixin, EntityRow, Operation
@@ -171,7 +171,8 @@ def test_provision_after_a_worker_died_half_way_converges(node: Node) -> None:
     assert state(node, location) == ("active", None)
     assert node.driver().compute_info(cid).state is PowerState.RUNNING
     assert [c.id for c in computes(node)] == [cid]
-    assert [v.id for v in node.driver().list_volumes()] == [jobs.root_volume_id(cid)]
+    assert sorted(v.id for v in node.driver().list_volumes()) == sorted(
+        [jobs.root_volume_id(cid), config_drive_volume_id(cid)])
 
 
 @pytest.mark.libvirt

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from backends.base import PowerState
+from backends.base import PowerState, config_drive_volume_id
 from gateway.jobs import root_volume_id
 from gateway.store.models import EntityMixin, EntityRow, Image, Operation
 from tests.gateway.conftest import (
@@ -480,7 +480,8 @@ def test_delete_compute_removes_it_everywhere(node: Node) -> None:
     node.run_jobs()
 
     assert cid not in {c.id for c in node.driver().list_computes()}
-    assert root_volume_id(cid) not in {v.id for v in node.driver().list_volumes()}
+    left = {v.id for v in node.driver().list_volumes()}
+    assert root_volume_id(cid) not in left and config_drive_volume_id(cid) not in left
     with node.store.session() as session:
         assert session.get(EntityRow, cid) is None
         assert session.query(EntityMixin).filter(EntityMixin.entity_id == cid).count() == 0
