@@ -123,6 +123,18 @@ SETTINGS: tuple[Setting, ...] = (
         "network_bridge_device", "", str, "Host interface new networks bridge to in 'bridge' mode."
     ),
     Setting(
+        "portmap_netns",
+        "",
+        str,
+        "Network namespace the host's public side lives in for ex_portmap (empty: the host's).",
+    ),
+    Setting(
+        "portmap_public_address",
+        "",
+        str,
+        "Public address ex_portmap forwards from (empty: any of the host's own addresses).",
+    ),
+    Setting(
         "virt_type", "auto", str, "Domain type: 'kvm', 'qemu' (TCG) or 'auto' (kvm if usable)."
     ),
     Setting("userdata_max_bytes", 16384, int, "Largest base64 user data accepted on create."),

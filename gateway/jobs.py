@@ -10,8 +10,9 @@ person can act on.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -33,10 +34,12 @@ from backends.base import (
     config_drive_volume_id,
 )
 from backends.configdrive import ContextSpec, build_config_drive
+from backends.portmap import PortMapper
 from gateway.errors import BackendError, BackendUnavailable
 from gateway.runtime import current
 from gateway.services.catalog import template_scheme
 from gateway.services.context import context_spec
+from gateway.services.ipam import port_mappings
 from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation, utcnow
 from occi import infrastructure as infra
 
@@ -179,6 +182,7 @@ class ComputePlan:
     volumes: list[VolumeSpec]
     root: VolumeSpec | None
     context: ContextSpec
+    port_maps: dict[str, dict[str, object]] = dataclasses.field(default_factory=dict)
 
 
 def _plan(compute_id: str) -> ComputePlan:
@@ -202,6 +206,7 @@ def _plan(compute_id: str) -> ComputePlan:
         image = _image_of(session, mixins)
         disks, nics, networks, volumes = [], [], [], []
         interfaces: list[dict[str, object]] = []
+        port_maps: dict[str, dict[str, object]] = {}
         for link in sorted(links, key=_link_order):
             target = targets.get(link.target_id or "")
             if target is None:
@@ -224,6 +229,8 @@ def _plan(compute_id: str) -> ComputePlan:
                 )
                 networks.append(network_spec(target))
                 interfaces.append(attrs)
+                if PORT_MAP in attrs:
+                    port_maps[link.id] = attrs
         root = None
         if image is not None:
             root = VolumeSpec(
@@ -244,7 +251,48 @@ def _plan(compute_id: str) -> ComputePlan:
             hostname=attrs.get("occi.compute.hostname"),
         )
         context = context_spec(compute_id, attrs, interfaces)
-        return ComputePlan(spec, networks, volumes, root, context)
+        return ComputePlan(spec, networks, volumes, root, context, port_maps)
+
+
+# --- port address translation (ex_portmap) ---------------------------------------------
+
+PORT_MAP = "org.nimbostratus.portmap"
+
+
+def _port_mapper() -> PortMapper:
+    return PortMapper(netns=current().config.portmap_netns or None)
+
+
+def port_map_table(link_id: str) -> str:
+    """The nftables table (``nimbo_<this>``) of one interface's port mappings."""
+    if link_id == link_id.lower() and len(link_id) <= 64 and link_id.replace("-", "").isalnum():
+        return link_id
+    return "l" + hashlib.sha256(link_id.encode()).hexdigest()[:32]
+
+
+def _map_ports(link_id: str, attrs: Mapping[str, object]) -> None:
+    """Forward the interface's public ports on the host (a no-op without ex_portmap)."""
+    rules, address = attrs.get(PORT_MAP), attrs.get("occi.networkinterface.address")
+    if not rules or not address:
+        return
+    public = current().config.portmap_public_address or None
+    _port_mapper().apply(
+        port_map_table(link_id), port_mappings(str(rules), str(address)), public
+    )
+
+
+def _links_of(compute_id: str) -> list[tuple[str, dict[str, object]]]:
+    """Every link of the compute, also those marked for deletion with it."""
+    with current().store.session() as session:
+        rows = session.execute(
+            select(EntityRow.id, EntityRow.attributes).where(EntityRow.source == compute_id)
+        )
+        return [(link_id, dict(attrs or {})) for link_id, attrs in rows]
+
+
+def _unmap_ports(link_id: str, attrs: Mapping[str, object]) -> None:
+    if attrs.get(PORT_MAP):
+        _port_mapper().remove(port_map_table(link_id))
 
 
 def _link_order(link: EntityRow) -> tuple[int, str]:
@@ -295,6 +343,8 @@ def provision_compute(compute_id: str, operation_id: str) -> None:
         _progress(compute_id, "defining and starting the domain")
         driver.ensure_compute(_with_config_drive(driver, plan))
         info = driver.start_compute(compute_id)
+        for link_id, attrs in plan.port_maps.items():
+            _map_ports(link_id, attrs)
         _finish(job, COMPUTE_STATES[info.state], links="active")
 
 
@@ -351,6 +401,8 @@ def delete_compute(compute_id: str, operation_id: str) -> None:
         return
     with _outcome(job):
         driver = _driver(job)
+        for link_id, attrs in _links_of(compute_id):
+            _unmap_ports(link_id, attrs)
         driver.delete_compute(compute_id)
         driver.delete_volume(root_volume_id(compute_id))
         driver.delete_volume(config_drive_volume_id(compute_id))
@@ -480,6 +532,7 @@ def attach_link(link_id: str, operation_id: str) -> None:
                     mac=str(attrs["occi.networkinterface.mac"]),
                 ),
             )
+            _map_ports(link_id, attrs)
         _finish(job, "active")
 
 
@@ -495,6 +548,7 @@ def detach_link(link_id: str, operation_id: str) -> None:
             if job.entity.kind == infra.STORAGELINK.type_id:
                 driver.detach_disk(compute.id, str(attrs["occi.storagelink.deviceid"]))
             else:
+                _unmap_ports(link_id, attrs)
                 driver.detach_nic(compute.id, str(attrs["occi.networkinterface.mac"]))
         _remove_rows(link_id, job)
 

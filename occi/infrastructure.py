@@ -21,6 +21,7 @@ CREDENTIALS = "http://schemas.ogf.org/occi/infrastructure/credentials#"
 COMPUTE_MIXINS = "http://schemas.ogf.org/occi/infrastructure/compute#"
 OPENSTACK_CREDENTIALS = "http://schemas.openstack.org/instance/credentials#"
 OPENSTACK_COMPUTE = "http://schemas.openstack.org/compute/instance#"
+NIMBO_NETIF = "http://schemas.nimbostratus.org/occi/infrastructure/networkinterface#"
 
 # --- core -------------------------------------------------------------------------------
 
@@ -267,6 +268,25 @@ IPNETWORKINTERFACE = Mixin(
     ),
 )
 
+PORT_MAP_RULES = r"(tcp|udp):[0-9]{1,5}:[0-9]{1,5}([ ,]+(tcp|udp):[0-9]{1,5}:[0-9]{1,5})*"
+PORTMAP = Mixin(
+    NIMBO_NETIF,
+    "ex_portmap",
+    "Port address translation: host ports forwarded to the interface's address",
+    applies=(NETWORKINTERFACE,),
+    depends=(IPNETWORKINTERFACE,),
+    attributes=(
+        A(
+            "org.nimbostratus.portmap",
+            T.STRING,
+            required=True,
+            mutable=False,
+            pattern=PORT_MAP_RULES,
+            description="protocol:public_port:guest_port, comma separated (tcp:2222:22)",
+        ),
+    ),
+)
+
 STORAGELINK = Kind(
     INFRA,
     "storagelink",
@@ -371,6 +391,7 @@ MIXINS: tuple[Mixin, ...] = (
     USER_DATA,
     OS_PUBLIC_KEY,
     OS_USER_DATA,
+    PORTMAP,
 )
 ACTIONS: tuple[Action, ...] = (START, STOP, RESTART, SUSPEND, SAVE, ONLINE, OFFLINE, UP, DOWN)
 

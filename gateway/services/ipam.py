@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backends.portmap import PortMapping
 from gateway.errors import Conflict, InvalidAttribute, InvalidRequest
 from gateway.store.models import Lease
 
@@ -192,3 +193,25 @@ def _insert(
     except IntegrityError:
         return False
     return True
+
+
+def port_rules(rules: str) -> list[tuple[str, int, int]]:
+    """``tcp:2222:22, udp:5353:53`` as (protocol, public port, guest port) triples."""
+    out = []
+    for rule in rules.replace(",", " ").split():
+        parts = rule.split(":")
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            raise InvalidAttribute(
+                f"port mapping {rule!r} is not protocol:public_port:guest_port (tcp:2222:22)"
+            )
+        out.append((parts[0], int(parts[1]), int(parts[2])))
+    publics = [(protocol, public) for protocol, public, _ in out]
+    if len(set(publics)) != len(publics):
+        raise InvalidAttribute(f"port mapping {rules!r} maps one public port twice")
+    return out
+
+
+def port_mappings(rules: str, address: str) -> list[PortMapping]:
+    """The mappings of ``rules`` to the interface at ``address`` (CIDR or plain), validated."""
+    guest = address.split("/", 1)[0]
+    return [PortMapping(p, public, guest, port) for p, public, port in port_rules(rules)]

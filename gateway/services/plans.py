@@ -349,6 +349,8 @@ class Planner:
                     attrs["occi.networkinterface.gateway"] = granted.gateway
                 if infra.IPNETWORKINTERFACE not in mixins:
                     mixins = [*mixins, infra.IPNETWORKINTERFACE]
+            if infra.PORTMAP in mixins:
+                self._check_port_map(compute, link_id, granted, attrs)
             mac = attrs.get("occi.networkinterface.mac") or (
                 granted.mac if granted else derive_mac(link_id)
             )
@@ -375,6 +377,44 @@ class Planner:
         self.session.flush()
         add_mixins(self.session, link_id, mixins)
         return row
+
+    def _check_port_map(
+        self,
+        compute: EntityRow,
+        link_id: str,
+        granted: ipam.Granted | None,
+        attrs: dict[str, Any],
+    ) -> None:
+        """The rules parse, the interface has an address, and no other interface on the
+        compute's host forwards the same public port."""
+        if granted is None:
+            raise InvalidRequest(
+                f"{infra.PORTMAP.type_id} needs an address: link the interface to a network "
+                "with the ipnetwork mixin"
+            )
+        rules = str(attrs.get("org.nimbostratus.portmap", ""))
+        wanted = {(m.protocol, m.public_port) for m in ipam.port_mappings(rules, granted.address)}
+        others = self.session.execute(
+            select(EntityRow.id, EntityRow.attributes)
+            .join(EntityMixin, EntityMixin.entity_id == EntityRow.id)
+            .where(
+                EntityMixin.mixin == infra.PORTMAP.type_id,
+                EntityRow.deleting.is_(False),
+                EntityRow.id != link_id,
+                EntityRow.source.in_(
+                    select(EntityRow.id).where(EntityRow.host == compute.host)
+                ),
+            )
+        )
+        for other_id, other_attrs in others:
+            theirs = ipam.port_rules(str(other_attrs.get("org.nimbostratus.portmap", "")))
+            taken = wanted & {(protocol, public) for protocol, public, _ in theirs}
+            if taken:
+                protocol, port = sorted(taken)[0]
+                raise Conflict(
+                    f"{protocol} port {port} of host {compute.host} is forwarded by "
+                    f"networkinterface {other_id} already"
+                )
 
     def _next_device(self, compute_id: str) -> str:
         used = self._used(compute_id, "occi.storagelink.deviceid")
