@@ -8,13 +8,13 @@ them after a deliberate change, run the tests with ``NIMBO_UPDATE_GOLDEN=1`` and
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from occi import infrastructure as infra
 from occi.core import Category, Link, Mixin, RenderContext, Resource
 from occi.registry import Flavour, OsImage, os_template, resource_template
 from occi.rendering import Rendered
+from tests import golden
 
 GOLDEN_DIR = Path(__file__).parent / "fixtures" / "rendering"
 CTX = RenderContext(base_url="https://c.example/")
@@ -112,14 +112,4 @@ def headers_text(rendered: Rendered) -> bytes:
 
 
 def assert_golden(name: str, actual: bytes) -> None:
-    """``actual`` equals the golden file ``name`` byte for byte (or rewrites it on request)."""
-    path = GOLDEN_DIR / name
-    if os.environ.get("NIMBO_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual)
-    assert path.exists(), f"golden file {name} missing; run with NIMBO_UPDATE_GOLDEN=1"
-    expected = path.read_bytes()
-    assert actual == expected, (
-        f"rendering differs from {name}:\n--- expected\n{expected.decode()}\n"
-        f"--- actual\n{actual.decode()}"
-    )
+    golden.assert_golden(GOLDEN_DIR, name, actual)

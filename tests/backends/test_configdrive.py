@@ -26,6 +26,7 @@ from backends.configdrive import (
     shell_quote,
 )
 from gateway.errors import InvalidAttribute
+from tests import golden
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "configdrive"
 FILES = ("meta-data", "user-data", "network-config", "context.sh")
@@ -90,18 +91,7 @@ def extracted(image: bytes) -> dict[str, bytes]:
 
 
 def assert_golden(name: str, actual: bytes) -> None:
-    """``actual`` equals tests/fixtures/configdrive/``name`` (rewritten when
-    NIMBO_UPDATE_GOLDEN=1)."""
-    path = GOLDEN_DIR / name
-    if os.environ.get("NIMBO_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual)
-    assert path.exists(), f"golden file {name} missing; run with NIMBO_UPDATE_GOLDEN=1"
-    expected = path.read_bytes()
-    assert actual == expected, (
-        f"{name} differs from its golden file:\n--- expected\n{expected.decode()}\n"
-        f"--- actual\n{actual.decode()}"
-    )
+    golden.assert_golden(GOLDEN_DIR, name, actual)
 
 
 def source_context(tmp_path: Path, context_sh: bytes) -> dict[str, str]:

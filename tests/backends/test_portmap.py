@@ -19,7 +19,6 @@ interfaces, routes and ruleset are never touched; all traffic stays inside the n
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from backends.portmap import (
     run_command,
 )
 from gateway.errors import BackendError, BackendUnavailable, ConfigurationError, InvalidAttribute
+from tests import golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "portmap"
 
@@ -48,13 +48,7 @@ ALT = PortMapping("tcp", 2223, "10.99.0.2", 8080)  # a second public port, same 
 
 
 def assert_golden(name: str, text: str) -> None:
-    """``text`` equals the golden file ``name`` (or rewrites it with ``NIMBO_UPDATE_GOLDEN=1``)."""
-    path = GOLDEN / name
-    if os.environ.get("NIMBO_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"golden file {name} missing; run with NIMBO_UPDATE_GOLDEN=1"
-    assert text == path.read_text()
+    golden.assert_golden(GOLDEN, name, text)
 
 
 GOLDEN_CASES = {
