@@ -71,6 +71,8 @@ from backends.libvirt.states import power_state
 from gateway.errors import BackendConflict, BackendError, BackendNotFound, BackendUnavailable
 
 T = TypeVar("T")
+Obj = TypeVar("Obj")  # a libvirt object
+Info = TypeVar("Info")  # our info about it
 _Finder = Callable[[str], Element | None]
 
 PREFIX = "nimbo-"
@@ -101,6 +103,16 @@ def read_console(path: str, max_bytes: int, *, what: str) -> str:
     except OSError as exc:
         raise BackendError(f"{what}: cannot read {path}: {exc.strerror or exc}") from exc
     return console_text(tail, cut=size > max_bytes)
+
+
+def _still_there(info: Callable[[Obj], Info], listed: list[Obj]) -> list[Info]:
+    """``info`` of each listed object but those gone since the listing (BackendNotFound): other
+    workers and people share the host, and a listing is no lock."""
+    found: list[Info] = []
+    for item in listed:
+        with contextlib.suppress(BackendNotFound):
+            found.append(info(item))
+    return found
 
 
 def upload_chunks(data: bytes, size: int) -> Iterator[bytes]:
@@ -296,10 +308,10 @@ class LibvirtDriver(HostDriver):
         return self._info(domain)
 
     def list_computes(self) -> list[ComputeInfo]:
-        """Every domain named ``nimbo-*`` on the host."""
+        """Every domain named ``nimbo-*`` on the host (one undefined meanwhile is left out)."""
         with translated(f"list domains on {self.uri}"):
             domains = self._conn().listAllDomains(0)
-        return [self._info(d) for d in domains if d.name().startswith(PREFIX)]
+        return _still_there(self._info, [d for d in domains if d.name().startswith(PREFIX)])
 
     def start_compute(self, compute_id: str) -> ComputeInfo:
         """Start a stopped (or crashed) domain, resume a paused one; running: no-op."""
@@ -526,14 +538,13 @@ class LibvirtDriver(HostDriver):
         return self._volume_info(volume_id, self._require_volume(volume_id))
 
     def list_volumes(self) -> list[VolumeInfo]:
-        """Every ``nimbo-*`` volume of the pool."""
+        """Every ``nimbo-*`` volume of the pool (one deleted meanwhile is left out)."""
         with translated(f"list volumes of {self.pool_name}"):
             volumes = self._pool().listAllVolumes(0)
-        return [
-            self._volume_info(v.name().removeprefix(PREFIX).removesuffix(".qcow2"), v)
-            for v in volumes
-            if v.name().startswith(PREFIX)
-        ]
+        return _still_there(
+            lambda v: self._volume_info(v.name().removeprefix(PREFIX).removesuffix(".qcow2"), v),
+            [v for v in volumes if v.name().startswith(PREFIX)],
+        )
 
     def upload_volume(self, volume_id: str, data: bytes) -> VolumeInfo:
         """Delete any volume of that id, create a raw one and stream ``data`` into it.
@@ -661,14 +672,13 @@ class LibvirtDriver(HostDriver):
         return self._network_info(network_id, self._require_network(network_id))
 
     def list_networks(self) -> list[NetworkInfo]:
-        """Every ``nimbo-*`` network of the host."""
+        """Every ``nimbo-*`` network of the host (one undefined meanwhile is left out)."""
         with translated(f"list networks on {self.uri}"):
             networks = self._conn().listAllNetworks(0)
-        return [
-            self._network_info(n.name().removeprefix(PREFIX), n)
-            for n in networks
-            if n.name().startswith(PREFIX)
-        ]
+        return _still_there(
+            lambda n: self._network_info(n.name().removeprefix(PREFIX), n),
+            [n for n in networks if n.name().startswith(PREFIX)],
+        )
 
     def set_network_active(self, network_id: str, active: bool) -> NetworkInfo:
         """Start or stop the network; already so: no-op."""

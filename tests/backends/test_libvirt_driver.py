@@ -9,7 +9,7 @@ import pytest
 
 libvirt = pytest.importorskip("libvirt")
 
-from backends.base import ComputeSpec, domain_name  # noqa: E402
+from backends.base import ComputeSpec, NetworkSpec, VolumeSpec, domain_name  # noqa: E402
 from backends.libvirt.driver import (  # noqa: E402
     UPLOAD_CHUNK_BYTES,
     LibvirtDriver,
@@ -71,3 +71,26 @@ def test_upload_is_the_data_then_zeros_in_bounded_chunks(length: int, size: int)
     chunks = list(upload_chunks(data, size))
     assert all(0 < len(chunk) <= UPLOAD_CHUNK_BYTES for chunk in chunks)
     assert b"".join(chunks) == data + bytes(size - length)
+
+
+def test_listings_leave_out_what_went_away_meanwhile(
+    driver: LibvirtDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other workers share the host: an object deleted between a listing and the look at it
+    is not an error (libvirt answers "not found" for its stale handle)."""
+    for name in ("c1", "c2"):
+        driver.ensure_compute(ComputeSpec(id=name, name=name, cores=1, memory_mib=64))
+        driver.ensure_volume(VolumeSpec(id=name, size_bytes=1024**2))
+        driver.ensure_network(NetworkSpec(id=name))
+    conn = driver._conn()
+    domains, networks = conn.listAllDomains(0), conn.listAllNetworks(0)
+    volumes = driver._pool().listAllVolumes(0)
+    driver.delete_compute("c2")
+    driver.delete_volume("c2")
+    driver.delete_network("c2")
+    monkeypatch.setattr(libvirt.virConnect, "listAllDomains", lambda _self, _flags=0: domains)
+    monkeypatch.setattr(libvirt.virConnect, "listAllNetworks", lambda _self, _flags=0: networks)
+    monkeypatch.setattr(libvirt.virStoragePool, "listAllVolumes", lambda _self, _flags=0: volumes)
+    assert [c.id for c in driver.list_computes()] == ["c1"]
+    assert [v.id for v in driver.list_volumes()] == ["c1"]
+    assert [n.id for n in driver.list_networks()] == ["c1"]
