@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -28,6 +27,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from backends.configdrive import ContextSpec, InterfaceContext, build_config_drive
+from tests.appliance.report import Report
 
 libvirt = pytest.importorskip("libvirt")
 
@@ -60,43 +60,6 @@ SPEC = ContextSpec(
     ssh_keys=(SSH_KEY,),
     user_data=USER_DATA,
 )
-
-_REPORT_LINE = re.compile(
-    r"hostname=(?P<hostname>\S+)"
-    r"|iface=(?P<iface>\S+) mac=(?P<mac>[0-9a-f:]{17}) addr=(?P<addr>\S+)"
-    r"|disk=(?P<disk>\S+) bytes=(?P<bytes>[0-9]+)"
-    r"|userdata_sha256=(?P<userdata>[0-9a-f]{64}|none)"
-    r"|sshkey_sha256=(?P<sshkey>[0-9a-f]{64}|none)"
-)
-
-
-@dataclass
-class Report:
-    """The guest's report, parsed strictly: any other line between the markers is an error."""
-
-    hostname: str = ""
-    ifaces: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (mac, addr)
-    disks: dict[str, int] = field(default_factory=dict)  # name -> bytes
-    userdata_sha256: str = ""
-    sshkey_sha256: str = ""
-
-    @classmethod
-    def parse(cls, lines: list[str]) -> Report:
-        report = cls()
-        for line in lines:
-            match = _REPORT_LINE.fullmatch(line)
-            assert match, f"unexpected line in the report: {line!r}"
-            if match["hostname"]:
-                report.hostname = match["hostname"]
-            elif match["iface"]:
-                report.ifaces[match["iface"]] = (match["mac"], match["addr"])
-            elif match["disk"]:
-                report.disks[match["disk"]] = int(match["bytes"])
-            elif match["userdata"]:
-                report.userdata_sha256 = match["userdata"]
-            else:
-                report.sshkey_sha256 = match["sshkey"]
-        return report
 
 
 @dataclass
