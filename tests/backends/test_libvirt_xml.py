@@ -7,7 +7,6 @@ review the diff.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from backends.base import ComputeSpec, NetworkSpec, NicSpec, VolumeSpec
 from backends.libvirt import xml
 from gateway.errors import BackendError
+from tests.golden import assert_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "libvirt"
 
@@ -37,16 +37,9 @@ DISKS = (
 CONSOLE = "/var/log/libvirt/qemu/nimbo-4f0c6b3e-1d2a-4c55-9e1f-0a1b2c3d4e5f.console.log"
 
 
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("NIMBO_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
-
-
 def test_domain() -> None:
     text = xml.domain_xml(SPEC, domain_type="qemu", disks=DISKS, console_path=CONSOLE)
-    assert_golden("domain-qemu.xml", text)
+    assert_golden(GOLDEN, "domain-qemu.xml", text)
 
 
 def test_domain_parses_back() -> None:
@@ -93,7 +86,9 @@ def test_device_edits() -> None:
 
 def test_volume_dir() -> None:
     spec = VolumeSpec(id="v1", size_bytes=10 * 1024**3)
-    assert_golden("volume-dir.xml", xml.volume_xml(spec, name="nimbo-v1.qcow2", pool_type="dir"))
+    assert_golden(
+        GOLDEN, "volume-dir.xml", xml.volume_xml(spec, name="nimbo-v1.qcow2", pool_type="dir")
+    )
 
 
 def test_volume_dir_raw() -> None:
@@ -101,7 +96,7 @@ def test_volume_dir_raw() -> None:
     text = xml.volume_xml(
         spec, name="nimbo-v1-configdrive.qcow2", pool_type="dir", image_format="raw"
     )
-    assert_golden("volume-dir-raw.xml", text)
+    assert_golden(GOLDEN, "volume-dir-raw.xml", text)
 
 
 @pytest.mark.parametrize(
@@ -122,19 +117,19 @@ def test_console_path() -> None:
 def test_volume_dir_clone() -> None:
     spec = VolumeSpec(id="v2", size_bytes=10 * 1024**3, backing_path="/images/debian.qcow2")
     text = xml.volume_xml(spec, name="nimbo-v2.qcow2", pool_type="dir")
-    assert_golden("volume-dir-clone.xml", text)
+    assert_golden(GOLDEN, "volume-dir-clone.xml", text)
 
 
 def test_volume_logical_snapshot() -> None:
     spec = VolumeSpec(id="v3", size_bytes=10 * 1024**3, backing_path="/dev/nimbo/nimbo-image")
     text = xml.volume_xml(spec, name="nimbo-v3", pool_type="logical")
-    assert_golden("volume-logical-clone.xml", text)
+    assert_golden(GOLDEN, "volume-logical-clone.xml", text)
 
 
 @pytest.mark.parametrize("pool_type", ["dir", "logical"])
 def test_pool(pool_type: str) -> None:
     path = "/var/lib/nimbostratus/pool" if pool_type == "dir" else "/dev/nimbo"
-    assert_golden(f"pool-{pool_type}.xml", xml.pool_xml("nimbostratus", pool_type, path))
+    assert_golden(GOLDEN, f"pool-{pool_type}.xml", xml.pool_xml("nimbostratus", pool_type, path))
 
 
 NETWORKS = {
@@ -146,12 +141,12 @@ NETWORKS = {
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_network_linux(name: str) -> None:
-    assert_golden(f"network-{name}.xml", xml.network_xml(NETWORKS[name]))
+    assert_golden(GOLDEN, f"network-{name}.xml", xml.network_xml(NETWORKS[name]))
 
 
 def test_network_openvswitch_vlan() -> None:
     text = xml.network_xml(NETWORKS["bridge"], virtual_switch="openvswitch")
-    assert_golden("network-bridge-openvswitch.xml", text)
+    assert_golden(GOLDEN, "network-bridge-openvswitch.xml", text)
 
 
 def test_network_bridge_needs_device() -> None:
