@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from backends.base import HostDriver
 from backends.registry import open_driver
@@ -47,7 +48,11 @@ class WorkerContext:
             uri = row.uri if row else None
         if uri is None:
             raise BackendUnavailable(f"host {host} is not registered")
-        driver = open_driver(uri, **driver_options(self.config))
+        options = driver_options(self.config)
+        # The worker runs on its hypervisor host: the consoles' directory is local to it, and
+        # QEMU will not start a domain whose serial log it cannot create.
+        Path(str(options["console_dir"])).mkdir(parents=True, exist_ok=True)
+        driver = open_driver(uri, **options)
         with self._lock:
             self.drivers.setdefault(host, driver)
             return self.drivers[host]

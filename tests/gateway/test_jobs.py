@@ -398,3 +398,11 @@ def test_create_with_inline_links_refused_by_the_queue_leaves_nothing(
     assert response.status_code == 503
     assert _counts(live) == before
     assert live.request("DELETE", storage).status_code == 200  # not held by a ghost link
+
+
+def test_the_worker_makes_the_console_directory_qemu_needs(make_node: NodeFactory) -> None:
+    node = make_node(MEMORY_HOST)
+    consoles = node.config.data_path / "consoles"
+    assert not consoles.exists()
+    node.driver()
+    assert consoles.is_dir()  # QEMU refuses to start a domain whose serial log it cannot open
