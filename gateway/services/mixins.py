@@ -119,7 +119,8 @@ def register_image(
         path = Path(source).resolve()
         if not path.is_file():
             raise InvalidRequest(f"{path} is not a file")
-        digest, size = _sha256(path)
+        digest, file_size = _sha256(path)
+        size = _virtual_size(path, file_size)
         if checksum and checksum.lower() != f"sha256:{digest}":
             raise InvalidRequest(f"checksum mismatch for {path}: file has sha256:{digest}")
         checksum, source = f"sha256:{digest}", str(path)
@@ -140,6 +141,19 @@ def register_image(
         session.add(image)
         bump_catalog(session)
         return image
+
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def _virtual_size(path: Path, file_size: int) -> int:
+    """The size a guest sees: a qcow2's virtual size (bytes 24-31 of its header, big-endian),
+    a raw image's file size. A root disk is never made smaller than this."""
+    with path.open("rb") as handle:
+        header = handle.read(32)
+    if header[:4] == QCOW2_MAGIC and len(header) == 32:
+        return int.from_bytes(header[24:32], "big")
+    return file_size
 
 
 def _sha256(path: Path) -> tuple[str, int]:

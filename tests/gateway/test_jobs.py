@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from backends.base import ComputeInfo, PowerState, VolumeSpec, config_drive_volume_id
 from gateway import jobs
 from gateway.queue import host_queue_name
+from gateway.services.mixins import register_image
 from gateway.store.models import EntityMixin, EntityRow, Operation
 from tests.gateway.conftest import INFRA, Node, NodeFactory, entity_id, path_of, text_plain
 
@@ -406,3 +407,17 @@ def test_the_worker_makes_the_console_directory_qemu_needs(make_node: NodeFactor
     assert not consoles.exists()
     node.driver()
     assert consoles.is_dir()  # QEMU refuses to start a domain whose serial log it cannot open
+
+
+def test_a_root_disk_is_never_smaller_than_its_image(make_node: NodeFactory) -> None:
+    node = make_node(MEMORY_HOST)
+    image = node.tmp_path / "big.qcow2"
+    virtual = 3 * 1024**3  # a sparse qcow2: small file, 3 GiB disk
+    image.write_bytes(b"QFI\xfb" + bytes(20) + virtual.to_bytes(8, "big") + bytes(480))
+    register_image(node.store, "big", str(image))
+    location = node.create("compute", text_plain([
+        f'compute; scheme="{INFRA}"; class="kind"',
+        'big; scheme="http://schemas.nimbostratus.org/occi/os_tpl#"; class="mixin"']))
+    node.run_jobs()
+    root = node.driver().volume_info(jobs.root_volume_id(entity_id(location)))
+    assert root.capacity_bytes == virtual

@@ -272,10 +272,6 @@ def cloud(
         workdir.chmod(0o755)  # QEMU runs as its own user
         data_dir = workdir / "node"
         data_dir.mkdir(mode=0o755)
-        # WORKAROUND: nothing in the gateway creates console_dir (data_dir/consoles, see
-        # gateway.runtime.driver_options) and libvirt will not start a domain whose serial log
-        # file lies in a missing directory ("Unable to open file ... No such file or directory").
-        (data_dir / "consoles").mkdir(mode=0o755)
         image = workdir / "images" / "nimbo-test-appliance.qcow2"
         image.parent.mkdir(mode=0o755)
         shutil.copyfile(appliance_image, image)
