@@ -389,12 +389,7 @@ def boot_latency(
     began = time.monotonic()
     node = start_up(tmp, env, processes)
     add_image(node, env, "appliance", image)
-    consoles = node.data_dir / "consoles"
-    if not consoles.is_dir():
-        # the worker does not create its console_dir, and libvirt refuses to start a domain
-        # whose serial log file cannot be created there
-        print(f"note: made {consoles} (the worker does not; without it no domain starts)")
-        consoles.mkdir(mode=0o755)
+    consoles = node.data_dir / "consoles"  # made by the worker when it opens the host
     print(
         f"nimbo up on {HOST}:{node.port} ({QEMU_URI}, TCG, pool {pool}) after "
         f"{time.monotonic() - began:.1f}s; {rounds} rounds, gateway and by hand in turn ...",
