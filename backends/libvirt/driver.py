@@ -134,7 +134,8 @@ class LibvirtDriver(HostDriver):
     ``basename(pool_path)`` to exist). ``virt_type``: ``kvm``, ``qemu`` or ``auto`` (kvm when
     libvirt's domain capabilities say this host can run it). ``network_mode``/``bridge_device``
     are the host's defaults for a network spec left at ``isolated``/without a device.
-    ``console_dir`` holds the serial console logs (default ``/var/log/libvirt/qemu``).
+    ``console_dir`` holds the serial console logs (default ``/var/log/libvirt/qemu``), which
+    :meth:`console_log` reads on a local URI.
     ``graceful_timeout`` bounds a graceful stop before power-off. ``virtual_switch``: ``linux``
     or ``openvswitch`` (see :func:`backends.libvirt.xml.network_xml` for VLANs).
     """
@@ -275,6 +276,14 @@ class LibvirtDriver(HostDriver):
         name = volume_name(volume_id)
         return name.removesuffix(".qcow2") if self.pool_type == "logical" else name
 
+    def _in_logical_pool(self, path: str | None) -> bool:
+        """True for the path of an LV of our logical pool (e.g. an uploaded config drive)."""
+        return (
+            self.pool_type == "logical"
+            and path is not None
+            and os.path.dirname(path) == self.pool_path
+        )
+
     def _disk_source(self, disk: DiskSpec) -> xml.DiskSource:
         logical = self.pool_type == "logical"
         return xml.DiskSource(
@@ -295,6 +304,7 @@ class LibvirtDriver(HostDriver):
             domain_type=self._domain_type(xml.guest_arch(spec.architecture)),
             disks=[self._disk_source(disk) for disk in disks],
             console_path=f"{self.console_dir}/{domain_name(spec.id)}.console.log",
+            config_drive_block=self._in_logical_pool(spec.config_drive),
         )
         with translated(f"define domain {domain_name(spec.id)}"):
             domain = self._conn().defineXML(text)

@@ -94,16 +94,17 @@ def disk_element(disk: DiskSource) -> ET.Element:
     return element
 
 
-def cdrom_element(path: str) -> ET.Element:
+def cdrom_element(path: str, *, block: bool = False) -> ET.Element:
     """``<disk device='cdrom'>`` for the config drive ISO, on the virtio-scsi controller.
 
     Not SATA: cloud kernels (Debian's ``-cloud-amd64`` among them) have no AHCI driver, so a
     SATA cdrom is invisible to their guests, while virtio-scsi comes with every virtio guest.
-    The domain needs :func:`scsi_controller_element` beside it.
+    The domain needs :func:`scsi_controller_element` beside it. ``block``: the ISO is a block
+    device (an LV of a logical pool), which QEMU does not open as a file.
     """
-    element = ET.Element("disk", {"type": "file", "device": "cdrom"})
+    element = ET.Element("disk", {"type": "block" if block else "file", "device": "cdrom"})
     _sub(element, "driver", name="qemu", type="raw")
-    _sub(element, "source", file=path)
+    _sub(element, "source", **({"dev": path} if block else {"file": path}))
     _sub(element, "target", dev=CONFIG_DRIVE_DEV, bus="scsi")
     _sub(element, "readonly")
     return element
@@ -169,13 +170,14 @@ def domain_xml(
     domain_type: str,
     disks: Sequence[DiskSource],
     console_path: str,
+    config_drive_block: bool = False,
 ) -> str:
     """The persistent definition of the domain realising ``spec``.
 
     ``disks`` are the spec's root volume and disks already resolved to host paths (the driver
     knows its pool); NICs and the config drive come from the spec itself. The config drive is a
-    read-only cdrom ``sda`` on a virtio-scsi controller (see :func:`cdrom_element`); a domain
-    without one has no SCSI controller.
+    read-only cdrom ``sda`` on a virtio-scsi controller (see :func:`cdrom_element`), a block
+    device with ``config_drive_block``; a domain without one has no SCSI controller.
     """
     root = _domain_head(spec, domain_type)
     devices = _sub(root, "devices")
@@ -183,7 +185,7 @@ def domain_xml(
         devices.append(disk_element(disk))
     if spec.config_drive:
         devices.append(scsi_controller_element())
-        devices.append(cdrom_element(spec.config_drive))
+        devices.append(cdrom_element(spec.config_drive, block=config_drive_block))
     for nic in spec.nics:
         devices.append(nic_element(nic))
     _console_elements(devices, console_path)

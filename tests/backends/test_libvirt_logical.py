@@ -51,6 +51,20 @@ def test_uploaded_volume_is_an_lv_rounded_up_to_a_mib(driver: LibvirtDriver) -> 
     assert [v.id for v in driver.list_volumes()] == ["drive"]
 
 
+def test_uploaded_config_drive_is_a_block_cdrom(driver: LibvirtDriver) -> None:
+    drive = driver.upload_volume("c1-configdrive", b"\1" * 4096)
+    driver.ensure_compute(
+        ComputeSpec(id="c1", name="c1", cores=1, memory_mib=64, config_drive=drive.path)
+    )
+    cdrom = xml.find_disk(driver._require_domain("c1").XMLDesc(0), "sda")
+    assert cdrom is not None and (cdrom.get("type"), cdrom.get("device")) == ("block", "cdrom")
+    assert cdrom.find("source").get("dev") == "/dev/nimbo/nimbo-c1-configdrive"  # type: ignore[union-attr]
+    elsewhere = ComputeSpec(id="c2", name="c2", cores=1, memory_mib=64, config_drive="/srv/c2.iso")
+    driver.ensure_compute(elsewhere)
+    cdrom = xml.find_disk(driver._require_domain("c2").XMLDesc(0), "sda")
+    assert cdrom is not None and cdrom.get("type") == "file"
+
+
 def test_logical_disks_are_block_devices(driver: LibvirtDriver) -> None:
     spec = ComputeSpec(
         id="c1",
