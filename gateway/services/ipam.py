@@ -84,7 +84,7 @@ def lease(
     network = network_of(network_attributes)
     if network is None:
         return None
-    gateway = _gateway(network, network_attributes.get("occi.network.gateway"))
+    gateway = gateway_in(network, network_attributes.get("occi.network.gateway"))
     wanted = interface.get("occi.networkinterface.address")
     allocation = "static" if wanted else "dynamic"
     if not wanted and network_attributes.get("occi.network.allocation") == "static":
@@ -105,18 +105,18 @@ def lease(
             raise Conflict(f"address {address} of network {network_id} is leased already")
     else:
         address = _first_free(session, network_id, network, gateway, link_id, chosen_mac)
-    mac = str(chosen_mac).lower() if chosen_mac else mac_for(address)
     return Granted(
         address=f"{address}/{network.prefixlen}",
         gateway=str(gateway) if gateway else None,
-        mac=mac,
+        mac=_mac(chosen_mac, address),
         allocation=allocation,
     )
 
 
-def _gateway(
+def gateway_in(
     network: ipaddress.IPv4Network, value: object
 ) -> ipaddress.IPv4Address | None:
+    """``occi.network.gateway`` as an address inside ``network`` (None when not given)."""
     if not value:
         return None
     try:
@@ -173,6 +173,11 @@ def _first_free(
     raise Conflict(f"network {network_id} ({network}) has no free address left")
 
 
+def _mac(chosen: object, address: ipaddress.IPv4Address) -> str:
+    """The client's MAC if it chose one, else the one derived from the address."""
+    return str(chosen).lower() if chosen else mac_for(address)
+
+
 def _insert(
     session: Session,
     network_id: str,
@@ -185,7 +190,7 @@ def _insert(
         network_id=network_id,
         address=str(address),
         link_id=link_id,
-        mac=str(mac).lower() if mac else mac_for(address),
+        mac=_mac(mac, address),
     )
     try:
         with session.begin_nested():

@@ -465,15 +465,7 @@ def derive_mac(link_id: str) -> str:
 
 
 def check_ip_network(attrs: dict[str, Any]) -> None:
-    import ipaddress
-
-    address = attrs.get("occi.network.address")
-    if address is None:
-        return
-    try:
-        network = ipaddress.ip_network(str(address), strict=False)
-    except ValueError as exc:
-        raise InvalidAttribute(f"occi.network.address: {exc}") from exc
-    gateway = attrs.get("occi.network.gateway")
-    if gateway is not None and ipaddress.ip_address(str(gateway)) not in network:
-        raise InvalidAttribute(f"occi.network.gateway {gateway} is outside {network}")
+    """The network's address range parses and holds its gateway (the rules leases use)."""
+    network = ipam.network_of(attrs)
+    if network is not None:
+        ipam.gateway_in(network, attrs.get("occi.network.gateway"))
