@@ -105,7 +105,8 @@ class OcciService:
             )
         full = full or bool(flt and flt.attributes)
         with self.store.read() as reader:
-            generation = self.store.generation(reader)
+            # Before anything the entities are built from (registry, rows): see EntityCache.put.
+            generation = self.store.generation(reader) if full else None
             registry = self.catalog.registry(principal, reader)
             query = self._visible_records(principal)
             if isinstance(category, Kind):
@@ -540,17 +541,16 @@ class OcciService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _visible(self, principal: Principal):  # type: ignore[no-untyped-def]
-        query = select(EntityRow).where(EntityRow.deleting.is_(False))
-        return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
+    def _visible(self, principal: Principal) -> Select[Any]:
+        """Live entities the principal may see, as ORM rows (for writes)."""
+        return _owned_by(select(EntityRow).where(EntityRow.deleting.is_(False)), principal)
 
     def _visible_records(self, principal: Principal) -> Select[Any]:
-        query = entity_query(EntityRow.deleting.is_(False))
-        return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
+        """Live entities the principal may see, as plain columns (for renderings)."""
+        return _owned_by(entity_query(EntityRow.deleting.is_(False)), principal)
 
-    def _visible_ids(self, principal: Principal):  # type: ignore[no-untyped-def]
-        query = select(EntityRow.id)
-        return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
+    def _visible_ids(self, principal: Principal) -> Select[Any]:
+        return _owned_by(select(EntityRow.id), principal)
 
     def _load(
         self, session: Session, principal: Principal, kind: Kind, entity_id: str
@@ -599,6 +599,11 @@ class OcciService:
 
 
 R = TypeVar("R", bound=EntityRecord)
+
+
+def _owned_by(query: Select[Any], principal: Principal) -> Select[Any]:
+    """``query`` limited to the principal's entities (an admin's: everyone's)."""
+    return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
 
 
 def _visible_to(principal: Principal, kind: Kind, entity_id: str, row: R | None) -> R:
