@@ -19,7 +19,6 @@ interfaces, routes and ruleset are never touched; all traffic stays inside the n
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import uuid
@@ -38,6 +37,7 @@ from backends.portmap import (
 )
 from gateway.errors import BackendError, BackendUnavailable, ConfigurationError, InvalidAttribute
 from tests import golden
+from tests.netns import must, netns_unavailable, run
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "portmap"
 
@@ -340,33 +340,6 @@ except TimeoutError:
 """
 
 
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
-
-
-def _must(*argv: str) -> None:
-    completed = _run(*argv)
-    assert completed.returncode == 0, f"{' '.join(argv)}: {completed.stderr.strip()}"
-
-
-def _netns_unavailable() -> str | None:
-    """Why namespaced nftables tests cannot run here, or None when they can."""
-    for program, package in (("ip", "iproute2"), ("nft", "nftables")):
-        if shutil.which(program) is None:
-            return f"{program} is not installed (Debian package {package})"
-    probe = f"nimbo-probe-{uuid.uuid4().hex[:8]}"
-    created = _run("ip", "netns", "add", probe)
-    if created.returncode != 0:
-        return f"cannot create a network namespace: {created.stderr.strip()}"
-    try:
-        listed = _run("ip", "netns", "exec", probe, "nft", "list", "ruleset")
-        if listed.returncode != 0:
-            return f"nft is not permitted in a network namespace: {listed.stderr.strip()}"
-    finally:
-        _run("ip", "netns", "delete", probe)
-    return None
-
-
 @dataclass
 class Topology:
     """Names of the three namespaces of one test module run."""
@@ -391,12 +364,12 @@ class Topology:
 def _build(topology: Topology) -> None:
     client, host, guest = topology.client, topology.host, topology.guest
     for namespace in (client, host, guest):
-        _must("ip", "netns", "add", namespace)
-        _must("ip", "-n", namespace, "link", "set", "lo", "up")
-    _must(
+        must("ip", "netns", "add", namespace)
+        must("ip", "-n", namespace, "link", "set", "lo", "up")
+    must(
         "ip", "-n", client, "link", "add", "eth0", "type", "veth", "peer", "public0", "netns", host
     )
-    _must(
+    must(
         "ip", "-n", guest, "link", "add", "eth0", "type", "veth", "peer", "bridge0", "netns", host
     )
     for namespace, device, address in (
@@ -405,18 +378,18 @@ def _build(topology: Topology) -> None:
         (host, "bridge0", f"{BRIDGE}/24"),
         (guest, "eth0", f"{GUEST}/24"),
     ):
-        _must("ip", "-n", namespace, "address", "add", address, "dev", device)
-        _must("ip", "-n", namespace, "link", "set", device, "up")
-    _must("ip", "-n", guest, "route", "add", "default", "via", BRIDGE)
-    _must("ip", "-n", client, "route", "add", "default", "via", PUBLIC)  # answers to the guest
+        must("ip", "-n", namespace, "address", "add", address, "dev", device)
+        must("ip", "-n", namespace, "link", "set", device, "up")
+    must("ip", "-n", guest, "route", "add", "default", "via", BRIDGE)
+    must("ip", "-n", client, "route", "add", "default", "via", PUBLIC)  # answers to the guest
     forwarding = "open('/proc/sys/net/ipv4/ip_forward', 'w').write('1')"
-    _must("ip", "netns", "exec", host, sys.executable, "-c", forwarding)
+    must("ip", "netns", "exec", host, sys.executable, "-c", forwarding)
 
 
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
     """client, host and guest namespaces with a banner/echo server in guest; all removed after."""
-    reason = _netns_unavailable()
+    reason = netns_unavailable()
     if reason is not None:
         pytest.skip(f"network namespace tests need root, ip netns and nft: {reason}")
     token = uuid.uuid4().hex[:8]
@@ -439,7 +412,7 @@ def topology() -> Iterator[Topology]:
             if server.stdout is not None:
                 server.stdout.close()
         for namespace in (names.client, names.host, names.guest):
-            _run("ip", "netns", "delete", namespace)
+            run("ip", "netns", "delete", namespace)
 
 
 @pytest.fixture
@@ -507,7 +480,7 @@ def test_reapplying_converges_to_the_new_mappings(topology: Topology, mapper: Po
     assert mapper.list_tables() == ["web"]
     assert topology.probe(topology.client, "tcp", PUBLIC, 2424) == f"nimbo-guest tcp from {BRIDGE}"
     assert topology.probe(topology.client, "tcp", PUBLIC, 2222) == "refused"
-    listing = _run("ip", "netns", "exec", topology.host, "nft", "list", "table", "ip", "nimbo_web")
+    listing = run("ip", "netns", "exec", topology.host, "nft", "list", "table", "ip", "nimbo_web")
     assert "dport 2424" in listing.stdout
     assert "dport 2222" not in listing.stdout
 
@@ -546,7 +519,7 @@ def test_refused_ruleset_leaves_the_previous_table_working(
 @pytest.mark.netns
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
 def test_golden_rulesets_are_accepted_by_nft(topology: Topology, name: str) -> None:
-    checked = _run("ip", "netns", "exec", topology.host, "nft", "--check", "-f", str(GOLDEN / name))
+    checked = run("ip", "netns", "exec", topology.host, "nft", "--check", "-f", str(GOLDEN / name))
     assert checked.returncode == 0, checked.stderr
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from gateway.jobs import port_map_table
-from tests.backends.test_portmap import _netns_unavailable, _run
 from tests.gateway.conftest import (
     INFRA,
     Node,
@@ -22,6 +21,7 @@ from tests.gateway.conftest import (
     path_of,
     text_plain,
 )
+from tests.netns import netns_unavailable, run
 
 pytestmark = [pytest.mark.netns, pytest.mark.redis]
 
@@ -31,19 +31,19 @@ PORTMAP = "http://schemas.nimbostratus.org/occi/infrastructure/networkinterface#
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    reason = _netns_unavailable()
+    reason = netns_unavailable()
     if reason:
         pytest.skip(f"network namespace tests need root, ip netns and nft: {reason}")
     name = f"nimbo-pm-{uuid.uuid4().hex[:8]}"
-    assert _run("ip", "netns", "add", name).returncode == 0
+    assert run("ip", "netns", "add", name).returncode == 0
     try:
         yield name
     finally:
-        _run("ip", "netns", "delete", name)
+        run("ip", "netns", "delete", name)
 
 
 def table(namespace: str, link_id: str) -> str | None:
-    listed = _run("ip", "netns", "exec", namespace, "nft", "list", "table", "ip",
+    listed = run("ip", "netns", "exec", namespace, "nft", "list", "table", "ip",
                   f"nimbo_{port_map_table(link_id)}")
     return listed.stdout if listed.returncode == 0 else None
 
