@@ -1,4 +1,4 @@
-"""The application factory: one Flask app serving OCCI at the root (CDMI joins under /cdmi/)."""
+"""The application factory: one Flask app serving OCCI at the root and CDMI under ``cdmi_root``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from flask import Flask
 
 import auth.flask
 from auth.local import LocalAuthenticator, UserRecord
+from backends.blobfs import FilesystemBlobStore
+from cdmi.http.views import bp as cdmi_blueprint
 from gateway.config import Config, load_config
 from gateway.queue import JobQueue, connect
 from gateway.services.catalog import Catalog
+from gateway.services.cdmi import CdmiService
 from gateway.services.entities import OcciService
 from gateway.services.mixins import MixinService
 from gateway.store.db import Store
@@ -30,6 +33,7 @@ class Nimbo:
     occi: OcciService
     mixins: MixinService
     authenticator: LocalAuthenticator
+    cdmi: CdmiService
 
 
 def user_lookup(store: Store):  # type: ignore[no-untyped-def]
@@ -48,14 +52,16 @@ def build(config: Config) -> Nimbo:
     store.create_schema()
     queue = JobQueue(connect(config.effective_redis_url), config)
     catalog = Catalog(store, config)
+    occi = OcciService(store, queue, catalog, config)
     return Nimbo(
         config,
         store,
         queue,
         catalog,
-        OcciService(store, queue, catalog, config),
+        occi,
         MixinService(store, catalog),
         LocalAuthenticator(user_lookup(store)),
+        CdmiService(store, FilesystemBlobStore(config.effective_blob_dir), config),
     )
 
 
@@ -69,8 +75,12 @@ def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flas
         NIMBO_AUTH_REALM=config.auth_realm,
         NIMBO_PAGE_DEFAULT=config.page_max,
         MAX_CONTENT_LENGTH=config.max_body_bytes,
+        NIMBO_CDMI_ROOT=config.cdmi_root,
+        NIMBO_CDMI_MAX_JSON=config.cdmi_max_json_bytes,
+        NIMBO_CDMI_REQUIRE_VERSION=config.cdmi_require_version_header,
     )
     app.extensions["nimbostratus"] = nimbo
     auth.flask.init_app(app, nimbo.authenticator)
+    app.register_blueprint(cdmi_blueprint, url_prefix=config.cdmi_root.rstrip("/"))
     app.register_blueprint(occi_blueprint)
     return app

@@ -28,6 +28,11 @@ class Config:
             merged["host_name"] = socket.gethostname()
         if merged["placement_policy"] not in ("packing", "striping"):
             raise ConfigurationError("placement_policy must be 'packing' or 'striping'")
+        root = merged["cdmi_root"]
+        if not root.startswith("/") or not root.endswith("/") or root == "/" or "//" in root:
+            raise ConfigurationError("cdmi_root must be a path like /cdmi/ (not /: OCCI owns it)")
+        if not 0 < merged["cdmi_enterprise_number"] < 1 << 24:
+            raise ConfigurationError("cdmi_enterprise_number must be in 1..16777215")
         self._values = merged
 
     def __getattr__(self, name: str) -> Any:
@@ -60,6 +65,10 @@ class Config:
         return self.redis_url or f"unix://{self.redis_socket}"
 
     @property
+    def effective_blob_dir(self) -> Path:
+        return Path(self.blob_dir) if self.blob_dir else self.data_path / "blobs"
+
+    @property
     def effective_pool_path(self) -> str:
         return self.storage_pool_path or str(self.data_path / "pool")
 
@@ -70,6 +79,13 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     if isinstance(value, str):
         try:
+            if setting.type is bool:
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off", ""):
+                    return False
+                raise ValueError(value)
             if setting.type is int:
                 return int(value)
             if setting.type is dict:

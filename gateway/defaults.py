@@ -140,6 +140,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("userdata_max_bytes", 16384, int, "Largest base64 user data accepted on create."),
     Setting("max_body_bytes", 1048576, int, "Largest OCCI request body accepted (413 above)."),
     Setting("auth_realm", "nimbostratus", str, "Realm named in WWW-Authenticate challenges."),
+    Setting("cdmi_root", "/cdmi/", str, "URL path CDMI is served under (OCCI owns the rest)."),
+    Setting(
+        "cdmi_enterprise_number",
+        32473,
+        int,
+        "IANA Private Enterprise Number in CDMI object IDs; 32473 is the documentation number "
+        "(RFC 5612): set your site's own.",
+    ),
+    Setting(
+        "cdmi_require_version_header",
+        False,
+        bool,
+        "Refuse CDMI-typed requests without X-CDMI-Specification-Version (400).",
+    ),
+    Setting(
+        "cdmi_max_json_bytes",
+        67108864,
+        int,
+        "Largest CDMI JSON request body (413 above); larger values go by plain HTTP PUT, which "
+        "streams and has no limit.",
+    ),
+    Setting("blob_dir", "", str, "Directory of the CDMI blob store; empty: data_dir/blobs."),
     Setting("log_level", "INFO", str, "Python logging level of every nimbo process."),
 )
 

@@ -160,3 +160,40 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CdmiObjectRow(Base):
+    """A CDMI container or data object; its value lives in the blob store under ``id``.
+
+    ``path`` is the object's path below the CDMI root (``""`` for the root, ``a/b/`` for a
+    container, ``a/b/c`` for a data object) and None for an object reachable by ID only. It is
+    unique, so a lookup by path is one indexed read; a move rewrites the paths of the subtree.
+    ``metadata_`` holds user (and data-system) metadata only: storage-system metadata is made
+    from the columns when rendered.
+    """
+
+    __tablename__ = "cdmi_objects"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # container | dataobject
+    parent_id: Mapped[str | None] = mapped_column(
+        String(80), ForeignKey("cdmi_objects.id", ondelete="CASCADE"), nullable=True
+    )
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    path: Mapped[str | None] = mapped_column(String(1024), unique=True, nullable=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    mimetype: Mapped[str] = mapped_column(String(255), default="text/plain")
+    encoding: Mapped[str] = mapped_column(String(16), default="utf-8")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    acl: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    exports: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    completion: Mapped[str] = mapped_column(String(255), default="Complete")
+    ctime: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    mtime: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    atime: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    acount: Mapped[int] = mapped_column(BigInteger, default=0)
+    mcount: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_cdmi_objects_parent_name", "parent_id", "name"),)

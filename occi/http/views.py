@@ -108,9 +108,11 @@ def _server_header(response: Response) -> Response:
     # RFC 9110 spelling ("201 Created").
     with contextlib.suppress(ValueError):
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
-    response.headers.setdefault(
-        "Accept", ", ".join(("text/plain", "text/occi", "text/uri-list", "application/occi+json"))
-    )
+    if request.blueprint != "cdmi":  # CDMI answers name their own types
+        response.headers.setdefault(
+            "Accept",
+            ", ".join(("text/plain", "text/occi", "text/uri-list", "application/occi+json")),
+        )
     return response
 
 

@@ -1,0 +1,1 @@
+"""The CDMI blueprint (HTTP side of :mod:`cdmi`)."""

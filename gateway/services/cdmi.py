@@ -1,0 +1,1524 @@
+"""What CDMI requests mean: the service behind the CDMI blueprint.
+
+Metadata, ACLs and the tree live in the state store (``cdmi_objects``); values live in the
+blob store, keyed by object ID. A write stages its value first (outside any lock: an upload may
+take minutes), then checks and changes the rows in one write transaction and publishes the
+staged value as the last step of that transaction. A failed check discards the staged value:
+nothing is lost or half-written, and no reader ever sees a partial value.
+
+Access counting (``cdmi_atime``/``cdmi_acount``) is batched per process (see
+:class:`AccessLog`) so that reads do not each take the store's write lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from auth.principal import Principal
+from backends.blob import BlobStore, StagedBlob
+from cdmi import acl, capabilities, objectid
+from cdmi.model import (
+    CAPABILITIES_DIR,
+    CONTAINER,
+    DATAOBJECT,
+    DEFAULT_DOMAIN,
+    DOMAINS_DIR,
+    KNOWN_FIELDS,
+    MAX_PATH_BYTES,
+    OBJECTID_DIR,
+    OPERATIONS,
+    SNAPSHOTS_DIR,
+    ObjectState,
+    check_metadata,
+    check_name,
+    document,
+    merge_metadata,
+)
+from cdmi.paths import BY_ID, CAPABILITIES, DOMAINS, ID_ROOT, PATH, Target
+from cdmi.request import CdmiType, Selection
+from gateway.config import Config
+from gateway.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+)
+from gateway.store.db import Store
+from gateway.store.models import CdmiObjectRow
+
+ROOT_OWNER = "administrator"
+T = CdmiObjectRow.__table__.c
+_BY_PATH = select(CdmiObjectRow.__table__).where(T.path == func.coalesce(None, T.path))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Redirect(Exception):
+    """The target is an existing container named without its trailing slash (HTTP 301)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class ExportDriver(Protocol):
+    """Makes ``exports`` real (see :mod:`gateway.services.cdmi_exports`)."""
+
+    def apply(
+        self, principal: Principal, state: ObjectState, wanted: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Bring the container's exports to ``wanted``; returns what to store and show."""
+
+    def remove(self, state: ObjectState) -> None:
+        """Tear down every export of a container that is being deleted."""
+
+
+@dataclass(frozen=True)
+class ValueRead:
+    """How to send a data object's value: which bytes, in which transfer encoding."""
+
+    object_id: str
+    start: int
+    end: int  # exclusive
+    encoding: str  # utf-8 | base64
+
+    @property
+    def range_text(self) -> str:
+        return f"{self.start}-{self.end - 1}" if self.end > self.start else ""
+
+
+@dataclass
+class ReadResult:
+    state: ObjectState
+    document: dict[str, Any]  # every field but the value and the children, in order
+    value: ValueRead | None = None  # present when the value was asked for
+    children: list[str] | None = None
+    children_range: str | None = None
+    media: CdmiType = CdmiType.OBJECT
+
+
+@dataclass
+class Written:
+    created: bool
+    state: ObjectState
+    parent_id: str | None = None
+    location: str = ""
+
+
+@dataclass
+class AccessLog:
+    """Reads counted in memory and written to the store at most once per ``interval``.
+
+    A read would otherwise be a write transaction (``cdmi_atime``, ``cdmi_acount``). The
+    counts a process has not yet flushed are added when it renders the object, so a client
+    of one process sees its own reads at once; other processes see them within ``interval``.
+    """
+
+    interval: float = 1.0
+    pending: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    last_flush: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, object_id: str) -> None:
+        with self.lock:
+            count, _ = self.pending.get(object_id, (0, _now()))
+            self.pending[object_id] = (count + 1, _now())
+
+    def overlay(self, state: ObjectState) -> ObjectState:
+        with self.lock:
+            entry = self.pending.get(state.id)
+        if entry is None:
+            return state
+        return replace(
+            state, acount=state.acount + entry[0], atime=max(entry[1], _aware(state.atime))
+        )
+
+    def take_due(self, *, force: bool = False) -> dict[str, tuple[int, datetime]]:
+        with self.lock:
+            if not self.pending or (
+                not force and time.monotonic() - self.last_flush < self.interval
+            ):
+                return {}
+            taken, self.pending = self.pending, {}
+            self.last_flush = time.monotonic()
+            return taken
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def state_of(row: RowMapping | CdmiObjectRow) -> ObjectState:
+    get: Callable[[str], Any]
+    if isinstance(row, CdmiObjectRow):
+
+        def get(name: str) -> Any:
+            return getattr(row, "metadata_" if name == "metadata" else name)
+    else:
+        get = row.__getitem__
+    return ObjectState(
+        id=get("id"),
+        kind=get("kind"),
+        path=get("path"),
+        parent_id=get("parent_id"),
+        owner=get("owner"),
+        mimetype=get("mimetype"),
+        encoding=get("encoding"),
+        size=get("size"),
+        metadata=dict(get("metadata") or {}),
+        acl=list(get("acl") or []),
+        exports=dict(get("exports") or {}),
+        completion=get("completion"),
+        ctime=_aware(get("ctime")),
+        mtime=_aware(get("mtime")),
+        atime=_aware(get("atime")),
+        acount=get("acount"),
+        mcount=get("mcount"),
+        extra=dict(get("extra") or {}),
+    )
+
+
+def subject(principal: Principal) -> acl.Subject:
+    return acl.Subject(principal.name, principal.groups, principal.is_admin)
+
+
+def _like_prefix(prefix: str) -> Any:
+    """Rows whose path starts with ``prefix`` (no LIKE wildcards: names may hold % and _)."""
+    return func.substr(T.path, 1, len(prefix)) == prefix
+
+
+class CdmiService:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        config: Config,
+        *,
+        exports: ExportDriver | None = None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.config = config
+        self.root_uri = config.cdmi_root
+        self.enterprise = config.cdmi_enterprise_number
+        self.exports = exports
+        self.access = AccessLog()
+        self.root_id = self._ensure_root()
+        self.domain_ids = {
+            "": objectid.derived(self.enterprise, DOMAINS_DIR + "/"),
+            "default/": objectid.derived(self.enterprise, DEFAULT_DOMAIN),
+        }
+        self.capability_ids = {
+            path: objectid.derived(self.enterprise, f"{CAPABILITIES_DIR}/{path}")
+            for path in capabilities.TREE
+        }
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def _ensure_root(self) -> str:
+        with self.store.read() as reader:
+            found = reader.execute(select(T.id).where(T.path == "")).scalar()
+        if found:
+            return str(found)
+        with self.store.session(write=True) as session:
+            existing = session.scalar(select(CdmiObjectRow.id).where(CdmiObjectRow.path == ""))
+            if existing:
+                return existing
+            root = self._new_row(Principal(ROOT_OWNER), None, "", CONTAINER)
+            root.acl = acl.to_stored(acl.root())
+            session.add(root)
+            return root.id
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def _row(self, reader: Connection | Session, target: Target) -> RowMapping | None:
+        """The row a PATH or BY_ID target names, or None."""
+        if target.kind == PATH:
+            return self._by_path(reader, target.path)
+        if target.kind == BY_ID:
+            row = self._by_id(reader, target.object_id)
+            if row is None or not target.rest:
+                return row
+            if row["kind"] != CONTAINER or row["path"] is None:
+                raise NotFound(f"object {target.object_id} has no children")
+            return self._by_path(reader, row["path"] + target.rest)
+        return None
+
+    @staticmethod
+    def _by_path(reader: Connection | Session, path: str) -> RowMapping | None:
+        row = (
+            reader.execute(select(CdmiObjectRow.__table__).where(T.path == path)).mappings().first()
+        )
+        if row is None and path.endswith("/"):
+            return None
+        return row
+
+    @staticmethod
+    def _by_id(reader: Connection | Session, object_id: str) -> RowMapping | None:
+        return (
+            reader.execute(select(CdmiObjectRow.__table__).where(T.id == object_id))
+            .mappings()
+            .first()
+        )
+
+    def _path_of(self, target: Target, reader: Connection | Session) -> str:
+        """The path below the root a PATH or BY_ID(+rest) target stands for."""
+        if target.kind == PATH:
+            return target.path
+        row = self._by_id(reader, target.object_id)
+        if row is None:
+            raise NotFound(f"no object with ID {target.object_id}")
+        if row["path"] is None:
+            if target.rest:
+                raise NotFound(f"object {target.object_id} has no children")
+            raise InvalidRequest(f"object {target.object_id} has no path")
+        return str(row["path"]) + target.rest
+
+    def _check_slash(self, reader: Connection | Session, target: Target) -> None:
+        """An existing container named without its slash: 301 to the slashed URL."""
+        if target.slash or target.kind not in (PATH, BY_ID):
+            return
+        if target.kind == PATH:
+            row = self._by_path(reader, target.path + "/")
+            if row is not None:
+                raise Redirect(self.root_uri + target.path + "/")
+        elif not target.rest:
+            row = self._by_id(reader, target.object_id)
+            if row is not None and row["kind"] == CONTAINER:
+                raise Redirect(f"{self.root_uri}{OBJECTID_DIR}/{target.object_id}/")
+        else:
+            base = self._by_id(reader, target.object_id)
+            if base is not None and base["path"] is not None:
+                row = self._by_path(reader, str(base["path"]) + target.rest + "/")
+                if row is not None:
+                    raise Redirect(
+                        f"{self.root_uri}{OBJECTID_DIR}/{target.object_id}/{target.rest}/"
+                    )
+
+    def _require(self, state: ObjectState, principal: Principal, mask: int, what: str) -> None:
+        aces = acl.from_stored(state.acl)
+        if not acl.allowed(aces, subject(principal), state.owner, mask):
+            raise Forbidden(f"{principal.name} may not {what} {self._describe(state)}")
+
+    def _may(self, state: ObjectState, principal: Principal, mask: int) -> bool:
+        return acl.allowed(acl.from_stored(state.acl), subject(principal), state.owner, mask)
+
+    def _describe(self, state: ObjectState) -> str:
+        if state.path is None:
+            return f"object {state.id}"
+        return self.root_uri + state.path
+
+    def uri_of(self, state: ObjectState) -> str:
+        if state.path is None:
+            return f"{self.root_uri}{OBJECTID_DIR}/{state.id}"
+        return self.root_uri + state.path
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def read(self, principal: Principal, target: Target, selection: Selection) -> ReadResult:
+        """A CDMI read of a container or data object (capabilities and domains: see
+        :meth:`read_special`)."""
+        self._flush_access()
+        with self.store.read() as reader:
+            row = self._row(reader, target)
+            if row is None:
+                self._check_slash(reader, target)
+                raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
+            state = self.access.overlay(state_of(row))
+            if state.kind == CONTAINER and not target.slash:
+                self._check_slash(reader, target)
+            if state.kind == DATAOBJECT and target.slash:
+                raise NotFound(f"{self.uri_of(state)} is a data object, not a container")
+            children = None
+            children_range = None
+            if state.kind == CONTAINER and (
+                selection.wants("children") or selection.wants("childrenrange")
+            ):
+                children, children_range = self._children(reader, principal, state, selection)
+            snapshots = self._snapshots(reader, state) if state.kind == CONTAINER else []
+        readable_meta = self._may(state, principal, acl.READ_METADATA)
+        readable_value = self._may(state, principal, acl.READ_OBJECT)
+        if not (readable_meta or readable_value):
+            raise Forbidden(f"{principal.name} may not read {self._describe(state)}")
+        self.access.record(state.id)
+        doc = document(
+            state, self.root_uri, state.parent_id, selection, metadata_readable=readable_meta
+        )
+        if snapshots and selection.wants("snapshots"):
+            doc["snapshots"] = snapshots
+        result = ReadResult(state, doc, media=state.media)
+        if state.kind == CONTAINER:
+            if not readable_value:
+                children = children_range = None
+            if selection.wants("childrenrange") and children_range is not None:
+                result.children_range = children_range
+            if selection.wants("children") and children is not None:
+                result.children = children
+            return result
+        if readable_value and (
+            selection.wants("value") or selection.wants("valuerange") or selection.value_range
+        ):
+            result.value = self._value_read(state, selection)
+            if not selection.wants("value"):
+                result.value = replace(result.value, start=result.value.start)
+        return result
+
+    def _shown(self, target: Target) -> str:
+        if target.kind == BY_ID:
+            return f"{OBJECTID_DIR}/{target.object_id}" + (f"/{target.rest}" if target.rest else "")
+        return target.path
+
+    def _value_read(self, state: ObjectState, selection: Selection) -> ValueRead:
+        if selection.value_range is None:
+            return ValueRead(state.id, 0, state.size, state.encoding)
+        first, last = selection.value_range
+        if first >= state.size and not (first == 0 and state.size == 0):
+            raise InvalidRequest(
+                f"value range starts at {first}, past the end of the value ({state.size} bytes)"
+            )
+        # A slice of UTF-8 may cut a character: ranges are always sent in base64.
+        return ValueRead(state.id, first, min(last + 1, state.size), "base64")
+
+    def _children(
+        self, reader: Connection, principal: Principal, state: ObjectState, selection: Selection
+    ) -> tuple[list[str], str]:
+        query = (
+            select(T.name, T.kind, T.owner, T.acl)
+            .where(T.parent_id == state.id, T.name != SNAPSHOTS_DIR)
+            .order_by(T.name)
+        )
+        rows = reader.execute(query).all()
+        names = []
+        for name, kind, owner, stored_acl in rows:
+            # In a shared container (the root) a user lists only what they may read.
+            if state.path == "" and not acl.allowed(
+                acl.from_stored(stored_acl or []),
+                subject(principal),
+                owner,
+                acl.READ_OBJECT,
+            ):
+                continue
+            names.append(f"{name}/" if kind == CONTAINER else str(name))
+        first = 0
+        if selection.children_range is not None:
+            first, last = selection.children_range
+            names = names[first : last + 1]
+        if len(names) > capabilities.CHILDREN_MAX:
+            raise InvalidRequest(
+                f"{len(names)} children; list at most {capabilities.CHILDREN_MAX} per request "
+                "with ?children:<first>-<last>"
+            )
+        text = f"{first}-{first + len(names) - 1}" if names else ""
+        return names, text
+
+    def _snapshots(self, reader: Connection, state: ObjectState) -> list[str]:
+        if state.path is None:
+            return []
+        prefix = f"{state.path}{SNAPSHOTS_DIR}/"
+        rows = reader.execute(
+            select(T.path)
+            .where(T.parent_id == select(T.id).where(T.path == prefix).scalar_subquery())
+            .order_by(T.path)
+        ).scalars()
+        return [self.root_uri + str(path) for path in rows]
+
+    def read_after_write(self, principal: Principal, state: ObjectState) -> ReadResult:
+        """The body of a 201: the object as created, without its value."""
+        result = ReadResult(
+            state, document(state, self.root_uri, state.parent_id, Selection()), media=state.media
+        )
+        if state.kind == CONTAINER:
+            with self.store.read() as reader:
+                result.children, result.children_range = self._children(
+                    reader, principal, state, Selection()
+                )
+        return result
+
+    def value(self, read: ValueRead) -> Iterator[bytes]:
+        """The bytes of a value read, streamed from the blob store."""
+        if read.end <= read.start:
+            return iter(())
+        return self.blobs.read(read.object_id, read.start, read.end)
+
+    def read_plain(
+        self, principal: Principal, target: Target
+    ) -> tuple[ObjectState, Callable[[int, int], Iterator[bytes]]]:
+        """A plain-HTTP read of a data object: the state and a byte-range reader."""
+        result = self.read(principal, target, Selection(("objectID",)))
+        state = result.state
+        self._require(state, principal, acl.READ_OBJECT, "read")
+        return state, lambda start, end: self.value(ValueRead(state.id, start, end, "base64"))
+
+    def read_special(self, target: Target, *, legacy: bool) -> ReadResult:
+        """Capability objects and the domain tree (server-made, read-only)."""
+        if target.kind == CAPABILITIES:
+            node = capabilities.TREE.get(
+                target.rest if target.rest.endswith("/") or not target.rest else target.rest + "/"
+            )
+            if node is None:
+                raise NotFound(f"no capability object {target.rest!r}")
+            if not target.slash:
+                raise Redirect(f"{self.root_uri}{CAPABILITIES_DIR}/{node.path}")
+            return self._capability(node, legacy=legacy)
+        if target.kind == DOMAINS:
+            if target.rest not in self.domain_ids:
+                raise NotFound(f"no domain {target.rest!r}")
+            if not target.slash:
+                raise Redirect(f"{self.root_uri}{DOMAINS_DIR}/{target.rest}/")
+            return self._domain(target.rest)
+        raise NotFound("not a server-made object")
+
+    def _capability(self, node: capabilities.CapabilityNode, *, legacy: bool) -> ReadResult:
+        root = f"{self.root_uri}{CAPABILITIES_DIR}/"
+        doc: dict[str, Any] = {
+            "objectType": str(CdmiType.CAPABILITY),
+            "objectID": self.capability_ids[node.path],
+        }
+        if node.path:
+            doc["objectName"] = node.path
+            doc["parentURI"] = root
+            doc["parentID"] = self.capability_ids[""]
+        else:
+            doc["objectName"] = f"{CAPABILITIES_DIR}/"
+            doc["parentURI"] = self.root_uri
+            doc["parentID"] = self.root_id
+        doc["capabilities"] = capabilities.values(node, legacy=legacy)
+        state = _virtual_state(doc["objectID"], "capability")
+        children = list(node.children)
+        return ReadResult(
+            state,
+            doc,
+            children=children,
+            children_range=f"0-{len(children) - 1}" if children else "",
+            media=CdmiType.CAPABILITY,
+        )
+
+    def _domain(self, rest: str) -> ReadResult:
+        root = f"{self.root_uri}{DOMAINS_DIR}/"
+        doc: dict[str, Any] = {
+            "objectType": str(CdmiType.DOMAIN),
+            "objectID": self.domain_ids[rest],
+        }
+        if rest:
+            doc |= {"objectName": rest, "parentURI": root, "parentID": self.domain_ids[""]}
+        else:
+            doc |= {
+                "objectName": f"{DOMAINS_DIR}/",
+                "parentURI": self.root_uri,
+                "parentID": self.root_id,
+            }
+        doc["domainURI"] = self.root_uri + DEFAULT_DOMAIN
+        doc["capabilitiesURI"] = f"{self.root_uri}{CAPABILITIES_DIR}/domain/"
+        doc["completionStatus"] = "Complete"
+        doc["metadata"] = (
+            {"cdmi_domain_enabled": "true", "cdmi_domain_delete_reassign": ""} if rest else {}
+        )
+        children = ["default/"] if not rest else []
+        return ReadResult(
+            _virtual_state(doc["objectID"], "domain"),
+            doc,
+            children=children,
+            children_range="0-0" if children else "",
+            media=CdmiType.DOMAIN,
+        )
+
+    def special_for_id(self, object_id: str) -> Target | None:
+        """The server-made object with this ID, as a target (served by ID like any other)."""
+        for path, known in self.capability_ids.items():
+            if known == object_id:
+                return Target(CAPABILITIES, rest=path, slash=True)
+        for rest, known in self.domain_ids.items():
+            if known == object_id:
+                return Target(DOMAINS, rest=rest, slash=True)
+        return None
+
+    def _flush_access(self) -> None:
+        due = self.access.take_due()
+        if not due:
+            return
+        with self.store.session(write=True) as session:
+            for object_id, (count, moment) in due.items():
+                session.execute(
+                    update(CdmiObjectRow)
+                    .where(CdmiObjectRow.id == object_id)
+                    .values(acount=CdmiObjectRow.acount + count, atime=moment)
+                )
+
+    def flush(self) -> None:
+        """Write every pending access count now (tests, shutdown)."""
+        self.access.last_flush = 0.0
+        self._flush_access()
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def _locked(self, session: Session, target: Target) -> CdmiObjectRow | None:
+        mapping = self._row(session, target)
+        if mapping is None:
+            return None
+        query = select(CdmiObjectRow).where(CdmiObjectRow.id == mapping["id"])
+        if not self.store.is_sqlite:
+            query = query.with_for_update()
+        return session.scalars(query).one()
+
+    def _parent(
+        self, session: Session, path: str, principal: Principal, mask: int
+    ) -> CdmiObjectRow:
+        trimmed = path.rstrip("/")
+        parent_path = trimmed.rsplit("/", 1)[0] + "/" if "/" in trimmed else ""
+        parent = session.scalars(
+            select(CdmiObjectRow).where(CdmiObjectRow.path == parent_path)
+        ).first()
+        if parent is None:
+            raise NotFound(f"the parent container {self.root_uri}{parent_path} does not exist")
+        if parent.kind != CONTAINER:
+            raise NotFound(f"{self.root_uri}{parent_path.rstrip('/')} is not a container")
+        what = "create containers in" if path.endswith("/") else "create data objects in"
+        self._require(state_of(parent), principal, mask, what)
+        return parent
+
+    def _new_row(
+        self,
+        principal: Principal,
+        parent: CdmiObjectRow | None,
+        path: str | None,
+        kind: str,
+        explicit_acl: Any = None,
+    ) -> CdmiObjectRow:
+        if explicit_acl is not None:
+            aces = acl.parse(explicit_acl)
+        elif parent is not None and parent.path != "":
+            aces = acl.inherited(acl.from_stored(parent.acl), container=kind == CONTAINER)
+            aces = aces or acl.default()
+        else:
+            aces = acl.default()
+        moment = _now()
+        name = None
+        if path is not None:
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+        return CdmiObjectRow(
+            id=objectid.new(self.enterprise),
+            kind=kind,
+            parent_id=parent.id if parent is not None else None,
+            name=name,
+            path=path,
+            owner=principal.name,
+            mimetype="text/plain" if kind == DATAOBJECT else "",
+            encoding="utf-8",
+            size=0,
+            metadata_={},
+            acl=acl.to_stored(aces),
+            exports={},
+            extra={},
+            completion="Complete",
+            ctime=moment,
+            mtime=moment,
+            atime=moment,
+            acount=0,
+            mcount=0,
+        )
+
+    def _check_new_path(self, path: str, target: Target) -> None:
+        if target.in_snapshot:
+            raise InvalidRequest("snapshots are read-only")
+        if len(path.encode()) > MAX_PATH_BYTES:
+            raise InvalidRequest(f"path longer than {MAX_PATH_BYTES} bytes")
+        check_name(path.rstrip("/").rsplit("/", 1)[-1])
+
+    def _flush_new(self, session: Session, row: CdmiObjectRow) -> None:
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"{self.root_uri}{row.path} was created by someone else just now"
+            ) from exc
+
+    # data objects --------------------------------------------------------------------------
+
+    def put_object(
+        self,
+        principal: Principal,
+        target: Target,
+        body: Mapping[str, Any],
+        selection: Selection,
+        *,
+        partial: bool = False,
+    ) -> Written:
+        """CDMI create or update of a data object (``application/cdmi-object`` body)."""
+        _check_fields(body)
+        if target.kind == ID_ROOT:
+            raise InvalidRequest(
+                "PUT needs an object ID or a path; POST to cdmi_objectid/ creates an object by ID"
+            )
+        operation = _operation(body)
+        if operation in ("reference", "serialize", "deserialize", "deserializevalue"):
+            raise InvalidRequest(f"{operation} is not offered here (its capability is absent)")
+        if operation == "move":
+            return self.move(principal, target, str(body["move"]), body, kind=DATAOBJECT)
+        if operation == "copy":
+            return self.copy(principal, target, str(body["copy"]), body, kind=DATAOBJECT)
+        staged = self._stage_value(body, selection) if "value" in body else None
+        with _discarding(staged):
+            return self._write_object(principal, target, body, selection, staged, partial)
+
+    def _stage_value(
+        self, body: Mapping[str, Any], selection: Selection
+    ) -> tuple[StagedBlob | None, bytes, str | None]:
+        """Decode the body's value. Returns (None, bytes, encoding): the staging happens in
+        the transaction for ranges, before it otherwise (see _write_object)."""
+        value = body["value"]
+        if not isinstance(value, str):
+            raise InvalidRequest("value must be a JSON string")
+        encoding = body.get("valuetransferencoding")
+        if encoding is not None and encoding not in ("utf-8", "base64"):
+            raise InvalidRequest("valuetransferencoding must be 'utf-8' or 'base64'")
+        if selection.value_range is not None:
+            if encoding not in (None, "base64"):
+                raise InvalidRequest("a value range write takes a base64 value")
+            data = _b64(value)
+            first, last = selection.value_range
+            if len(data) != last - first + 1:
+                raise InvalidRequest(
+                    f"value range {first}-{last} is {last - first + 1} bytes; the value "
+                    f"decodes to {len(data)}"
+                )
+            return None, data, "base64"
+        data = _b64(value) if encoding == "base64" else value.encode("utf-8")
+        return self.blobs.stage([data]), b"", encoding
+
+    def _write_object(
+        self,
+        principal: Principal,
+        target: Target,
+        body: Mapping[str, Any],
+        selection: Selection,
+        staged: tuple[StagedBlob | None, bytes, str | None] | None,
+        partial: bool,
+    ) -> Written:
+        metadata_in = body.get("metadata")
+        explicit_acl = None
+        if metadata_in is not None:
+            if not isinstance(metadata_in, dict):
+                raise InvalidRequest("metadata must be a JSON object")
+            explicit_acl = metadata_in.get("cdmi_acl")
+            if explicit_acl is not None:
+                acl.parse(explicit_acl)
+            metadata_in = check_metadata(metadata_in)
+        mimetype = body.get("mimetype")
+        if mimetype is not None and (not isinstance(mimetype, str) or "/" not in mimetype):
+            raise InvalidRequest("mimetype must be a media type such as text/plain")
+        _check_domain(body, self.root_uri)
+        _check_capabilities_uri(body, self.root_uri, DATAOBJECT)
+        extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
+        with self.store.session(write=True) as session:
+            row = self._locked(session, target)
+            created = row is None
+            parent = None
+            if row is None:
+                if target.kind == BY_ID and not target.rest:
+                    raise NotFound(f"no object with ID {target.object_id}")
+                path = self._path_of(target, session)
+                self._check_slash(session, target)
+                self._check_new_path(path, target)
+                parent = self._parent(session, path, principal, acl.ADD_OBJECT)
+                row = self._new_row(principal, parent, path, DATAOBJECT, explicit_acl)
+                self._flush_new(session, row)
+            else:
+                if row.kind != DATAOBJECT:
+                    raise InvalidRequest(f"{self.uri_of(state_of(row))} is a container")
+                if target.in_snapshot:
+                    raise InvalidRequest("snapshots are read-only")
+                state = state_of(row)
+                if staged is not None:
+                    self._require(state, principal, acl.WRITE_OBJECT, "write")
+                if metadata_in is not None:
+                    self._require(state, principal, acl.WRITE_METADATA, "change the metadata of")
+                if explicit_acl is not None:
+                    self._require(state, principal, acl.WRITE_ACL, "change the ACL of")
+                    row.acl = acl.to_stored(acl.parse(explicit_acl))
+                row.mcount += 1
+            moment = _now()
+            if metadata_in is not None:
+                row.metadata_ = (
+                    merge_metadata(row.metadata_ or {}, metadata_in, selection)
+                    if not created
+                    else metadata_in
+                )
+            if mimetype is not None:
+                row.mimetype = mimetype.strip().lower()
+            if extra:
+                row.extra = {**(row.extra or {}), **extra}
+            if "valuetransferencoding" in body and staged is None:
+                self._set_encoding(row, str(body["valuetransferencoding"]))
+            row.completion = "Processing" if partial else "Complete"
+            if not created:
+                row.mtime = moment
+            publish: StagedBlob | None = None
+            if staged is not None:
+                blob, data, encoding = staged
+                if blob is None:  # a range write: patch a copy of the current value
+                    first = selection.value_range[0] if selection.value_range else 0
+                    blob = self.blobs.stage_range(row.id, first, [data])
+                    row.encoding = "base64"
+                else:
+                    row.encoding = encoding or (row.encoding if not created else "utf-8")
+                    if row.encoding == "utf-8" and encoding is None and not created:
+                        pass
+                publish = blob
+                row.size = blob.size
+            session.flush()
+            if publish is not None:
+                try:
+                    publish.publish(row.id)
+                finally:
+                    publish.discard()
+            elif created:
+                self.blobs.stage([]).publish(row.id)
+            return Written(created, state_of(row), row.parent_id)
+
+    def _set_encoding(self, row: CdmiObjectRow, encoding: str) -> None:
+        if encoding not in ("utf-8", "base64"):
+            raise InvalidRequest("valuetransferencoding must be 'utf-8' or 'base64'")
+        if encoding == "utf-8" and row.encoding != "utf-8" and row.size:
+            check = _Utf8Check()
+            for _ in check.wrap(self.blobs.read(row.id)):
+                if not check.valid:
+                    break
+            if not check.valid:
+                raise InvalidRequest("the value is not valid UTF-8; it stays base64")
+        row.encoding = encoding
+
+    def post_object(self, principal: Principal, target: Target, body: Mapping[str, Any]) -> Written:
+        """CDMI POST: a server-named data object in a container, or an ID-only object."""
+        _check_fields(body)
+        operation = _operation(body)
+        if operation not in (None, "value", "copy", "move"):
+            raise InvalidRequest(f"{operation} is not offered here (its capability is absent)")
+        if target.kind == ID_ROOT:
+            if operation == "move":
+                return self.move_to_id(principal, str(body["move"]))
+            if operation == "copy":
+                return self.copy(principal, None, str(body["copy"]), body, kind=DATAOBJECT)
+            staged = self._stage_value(body, Selection()) if "value" in body else None
+            with _discarding(staged):
+                return self._create_id_only(principal, body, staged)
+        container = self._container_for_post(principal, target)
+        name = objectid.new(self.enterprise)
+        child = Target(PATH, container + name)
+        return self.put_object(principal, child, body, Selection())
+
+    def _container_for_post(self, principal: Principal, target: Target) -> str:
+        if not target.slash:
+            raise InvalidRequest("POST creates a child of a container: end the URL with '/'")
+        with self.store.read() as reader:
+            row = self._row(reader, target)
+            if row is None:
+                raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
+            if row["kind"] != CONTAINER or row["path"] is None:
+                raise InvalidRequest("POST creates children of containers only")
+            return str(row["path"])
+
+    def _create_id_only(
+        self,
+        principal: Principal,
+        body: Mapping[str, Any],
+        staged: tuple[StagedBlob | None, bytes, str | None] | None,
+    ) -> Written:
+        metadata_in = body.get("metadata") or {}
+        explicit_acl = metadata_in.get("cdmi_acl") if isinstance(metadata_in, dict) else None
+        metadata = check_metadata(metadata_in)
+        mimetype = body.get("mimetype")
+        if mimetype is not None and (not isinstance(mimetype, str) or "/" not in mimetype):
+            raise InvalidRequest("mimetype must be a media type such as text/plain")
+        with self.store.session(write=True) as session:
+            row = self._new_row(principal, None, None, DATAOBJECT, explicit_acl)
+            row.metadata_ = metadata
+            if mimetype:
+                row.mimetype = mimetype.lower()
+            blob = staged[0] if staged else self.blobs.stage([])
+            assert blob is not None
+            row.encoding = (staged[2] if staged else None) or "utf-8"
+            row.size = blob.size
+            self._flush_new(session, row)
+            blob.publish(row.id)
+            return Written(True, state_of(row), None)
+
+    def put_plain(
+        self,
+        principal: Principal,
+        target: Target,
+        chunks: Iterable[bytes],
+        mimetype: str | None,
+        charset: str | None,
+        content_range: tuple[int, int] | None,
+        *,
+        partial: bool = False,
+    ) -> Written:
+        """Plain HTTP PUT of a data object's value (create or replace, or a byte range)."""
+        if target.kind == ID_ROOT:
+            raise InvalidRequest("PUT needs an object ID or a path")
+        # Refuse before reading a possibly huge body.
+        with self.store.read() as reader:
+            existing = self._row(reader, target)
+            if existing is None:
+                self._check_slash(reader, target)
+                path = self._path_of(target, reader)
+                self._check_new_path(path, target)
+                parent_path = path.rstrip("/").rsplit("/", 1)[0] + "/" if "/" in path else ""
+                parent = self._by_path(reader, parent_path)
+                if parent is None or parent["kind"] != CONTAINER:
+                    raise NotFound(
+                        f"the parent container {self.root_uri}{parent_path} does not exist"
+                    )
+                self._require(state_of(parent), principal, acl.ADD_OBJECT, "create data objects in")
+            else:
+                state = state_of(existing)
+                if state.kind != DATAOBJECT:
+                    raise InvalidRequest(f"{self.uri_of(state)} is a container")
+                self._require(state, principal, acl.WRITE_OBJECT, "write")
+        encoding = "utf-8" if charset == "utf-8" else "base64"
+        validator = _Utf8Check() if encoding == "utf-8" else None
+        source = validator.wrap(chunks) if validator else chunks
+        if content_range is None:
+            staged: StagedBlob | None = self.blobs.stage(source)
+            with _discarding((staged, b"", None)):
+                if validator is not None and not validator.valid:
+                    encoding = "base64"
+                return self._commit_plain(
+                    principal, target, staged, mimetype, encoding, None, partial
+                )
+        # A range write patches the current value under the row lock.
+        data_chunks = list(source) if content_range[1] - content_range[0] <= 1 << 24 else source
+        return self._commit_plain(
+            principal, target, None, mimetype, "base64", (content_range[0], data_chunks), partial
+        )
+
+    def post_plain(
+        self,
+        principal: Principal,
+        target: Target,
+        chunks: Iterable[bytes],
+        mimetype: str | None,
+        charset: str | None,
+    ) -> Written:
+        """Plain HTTP POST: a server-named data object in a container, or (to
+        ``cdmi_objectid/``) an object reachable by ID only."""
+        if target.kind != ID_ROOT:
+            container = self._container_for_post(principal, target)
+            child = Target(PATH, container + objectid.new(self.enterprise))
+            return self.put_plain(principal, child, chunks, mimetype, charset, None)
+        validator = _Utf8Check() if charset == "utf-8" else None
+        staged = self.blobs.stage(validator.wrap(chunks) if validator else chunks)
+        with staged, self.store.session(write=True) as session:
+            row = self._new_row(principal, None, None, DATAOBJECT)
+            row.mimetype = mimetype or "application/octet-stream"
+            row.encoding = "utf-8" if validator is not None and validator.valid else "base64"
+            row.size = staged.size
+            self._flush_new(session, row)
+            staged.publish(row.id)
+            return Written(True, state_of(row), None)
+
+    def _commit_plain(
+        self,
+        principal: Principal,
+        target: Target,
+        staged: StagedBlob | None,
+        mimetype: str | None,
+        encoding: str,
+        patch: tuple[int, Iterable[bytes]] | None,
+        partial: bool,
+    ) -> Written:
+        with self.store.session(write=True) as session:
+            row = self._locked(session, target)
+            created = row is None
+            if row is None:
+                if target.kind == BY_ID and not target.rest:
+                    raise NotFound(f"no object with ID {target.object_id}")
+                path = self._path_of(target, session)
+                parent = self._parent(session, path, principal, acl.ADD_OBJECT)
+                row = self._new_row(principal, parent, path, DATAOBJECT)
+                self._flush_new(session, row)
+            else:
+                if row.kind != DATAOBJECT:
+                    raise InvalidRequest(f"{self.uri_of(state_of(row))} is a container")
+                self._require(state_of(row), principal, acl.WRITE_OBJECT, "write")
+                row.mcount += 1
+                row.mtime = _now()
+            if patch is not None:
+                staged = self.blobs.stage_range(row.id, patch[0], patch[1])
+                row.encoding = "base64"
+            else:
+                row.encoding = encoding
+            assert staged is not None
+            with _discarding((staged, b"", None)):
+                if mimetype is not None:
+                    row.mimetype = mimetype
+                elif created:
+                    row.mimetype = "application/octet-stream"
+                row.size = staged.size
+                row.completion = "Processing" if partial else "Complete"
+                session.flush()
+                staged.publish(row.id)
+            return Written(created, state_of(row), row.parent_id)
+
+    # containers ----------------------------------------------------------------------------
+
+    def put_container(
+        self,
+        principal: Principal,
+        target: Target,
+        body: Mapping[str, Any],
+        selection: Selection,
+    ) -> Written:
+        """CDMI (or plain, with an empty body) create or update of a container."""
+        _check_fields(body)
+        if target.kind not in (PATH, BY_ID) or not target.slash:
+            raise InvalidRequest("a container URL ends with '/'")
+        operation = _operation(body)
+        if operation == "value":
+            raise InvalidRequest("containers have no value")
+        if operation in ("reference", "serialize", "deserialize", "deserializevalue"):
+            raise InvalidRequest(f"{operation} is not offered here (its capability is absent)")
+        if operation == "move":
+            return self.move(principal, target, str(body["move"]), body, kind=CONTAINER)
+        if operation == "copy":
+            return self.copy(principal, target, str(body["copy"]), body, kind=CONTAINER)
+        metadata_in = body.get("metadata")
+        explicit_acl = None
+        if metadata_in is not None:
+            if not isinstance(metadata_in, dict):
+                raise InvalidRequest("metadata must be a JSON object")
+            explicit_acl = metadata_in.get("cdmi_acl")
+            if explicit_acl is not None:
+                acl.parse(explicit_acl)
+            metadata_in = check_metadata(metadata_in)
+        exports = body.get("exports")
+        if exports is not None and not isinstance(exports, dict):
+            raise InvalidRequest("exports must be a JSON object keyed by protocol")
+        snapshot = body.get("snapshot")
+        if snapshot is not None:
+            if not isinstance(snapshot, str):
+                raise InvalidRequest("snapshot must be a name")
+            check_name(snapshot)
+        _check_domain(body, self.root_uri)
+        _check_capabilities_uri(body, self.root_uri, CONTAINER)
+        extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
+        with self.store.session(write=True) as session:
+            row = self._locked(session, target)
+            created = row is None
+            if row is None:
+                if snapshot is not None:
+                    raise NotFound("a snapshot is taken of an existing container")
+                if target.kind == BY_ID and not target.rest:
+                    raise NotFound(f"no object with ID {target.object_id}")
+                path = self._path_of(target, session)
+                self._check_new_path(path, target)
+                existing_object = self._by_path(session, path.rstrip("/"))
+                if existing_object is not None:
+                    raise Conflict(f"{self.root_uri}{path.rstrip('/')} is a data object")
+                parent = self._parent(session, path, principal, acl.ADD_SUBCONTAINER)
+                row = self._new_row(principal, parent, path, CONTAINER, explicit_acl)
+                self._flush_new(session, row)
+                if metadata_in is not None:
+                    row.metadata_ = metadata_in
+            else:
+                if row.kind != CONTAINER:
+                    raise InvalidRequest(f"{self.uri_of(state_of(row))} is a data object")
+                if target.in_snapshot:
+                    raise InvalidRequest("snapshots are read-only")
+                state = state_of(row)
+                if metadata_in is not None:
+                    self._require(state, principal, acl.WRITE_METADATA, "change the metadata of")
+                    row.metadata_ = merge_metadata(row.metadata_ or {}, metadata_in, selection)
+                    row.mcount += 1
+                    row.mtime = _now()
+                if explicit_acl is not None:
+                    self._require(state, principal, acl.WRITE_ACL, "change the ACL of")
+                    row.acl = acl.to_stored(acl.parse(explicit_acl))
+                if exports is not None or snapshot is not None:
+                    self._require(state, principal, acl.WRITE_METADATA, "change")
+            if extra:
+                row.extra = {**(row.extra or {}), **extra}
+            if snapshot is not None:
+                self._snapshot(session, principal, row, snapshot)
+            if exports is not None:
+                row.exports = self._exports(principal, state_of(row), exports)
+            session.flush()
+            return Written(created, state_of(row), row.parent_id)
+
+    def _exports(
+        self, principal: Principal, state: ObjectState, wanted: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        for protocol in wanted:
+            if not protocol.startswith("OCCI/"):
+                raise InvalidRequest(
+                    f"export protocol {protocol!r} is not offered here (only OCCI/iSCSI)"
+                )
+        if not wanted:
+            if state.exports and self.exports is not None:
+                self.exports.remove(state)
+            return {}
+        if self.exports is None:
+            raise InvalidRequest("exports are not configured on this server")
+        return self.exports.apply(principal, state, wanted)
+
+    # delete --------------------------------------------------------------------------------
+
+    def delete(self, principal: Principal, target: Target) -> None:
+        if target.kind not in (PATH, BY_ID):
+            raise InvalidRequest("server-made objects cannot be deleted")
+        blobs: list[str] = []
+        exported: list[ObjectState] = []
+        with self.store.session(write=True) as session:
+            row = self._locked(session, target)
+            if row is None:
+                self._check_slash(session, target)
+                raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
+            state = state_of(row)
+            if row.path == "":
+                raise InvalidRequest("the root container cannot be deleted")
+            if row.kind == CONTAINER and not target.slash:
+                self._check_slash(session, target)
+            if target.in_snapshot and not (row.path or "").endswith(
+                f"/{SNAPSHOTS_DIR}/{row.name}/"
+            ):
+                raise InvalidRequest("snapshots are read-only; delete a whole snapshot")
+            allowed = self._may(state, principal, acl.DELETE)
+            if not allowed and row.parent_id is not None:
+                parent = session.get(CdmiObjectRow, row.parent_id)
+                if parent is not None:
+                    mask = acl.DELETE_SUBCONTAINER if row.kind == CONTAINER else acl.DELETE_OBJECT
+                    allowed = self._may(state_of(parent), principal, mask)
+            if not allowed:
+                raise Forbidden(f"{principal.name} may not delete {self._describe(state)}")
+            if row.kind == CONTAINER and row.path is not None:
+                subtree = session.execute(
+                    select(T.id, T.kind, T.exports).where(
+                        _like_prefix(row.path), T.path != row.path
+                    )
+                ).all()
+                blobs = [i for i, kind, _ in subtree if kind == DATAOBJECT]
+                exported = [
+                    state_of(r)
+                    for r in session.scalars(
+                        select(CdmiObjectRow).where(
+                            _like_prefix(row.path), CdmiObjectRow.kind == CONTAINER
+                        )
+                    )
+                    if r.exports
+                ]
+                session.execute(
+                    delete(CdmiObjectRow).where(_like_prefix(row.path), T.path != row.path)
+                )
+            else:
+                blobs = [row.id]
+            for container in exported:
+                if self.exports is not None:
+                    self.exports.remove(container)
+            session.delete(row)
+        for blob_id in blobs:
+            self.blobs.delete(blob_id)
+
+    # copy, move, snapshots -----------------------------------------------------------------
+
+    def _source(self, session: Session, principal: Principal, uri: str) -> CdmiObjectRow:
+        from cdmi.paths import target as parse_target
+
+        path = _below_root(uri, self.root_uri)
+        try:
+            source_target = parse_target(path)
+        except (InvalidRequest, NotFound) as exc:
+            raise InvalidRequest(f"copy/move source {uri!r}: {exc.message}") from exc
+        if source_target.kind not in (PATH, BY_ID):
+            raise InvalidRequest(f"copy/move source {uri!r} is not a container or data object")
+        row = self._locked(session, source_target)
+        if row is None and source_target.kind == PATH and not source_target.slash:
+            row = self._locked(
+                session, replace(source_target, path=source_target.path + "/", slash=True)
+            )
+        if row is None:
+            raise InvalidRequest(f"copy/move source {uri!r} does not exist")
+        return row
+
+    def copy(
+        self,
+        principal: Principal,
+        target: Target | None,
+        source_uri: str,
+        body: Mapping[str, Any],
+        *,
+        kind: str,
+    ) -> Written:
+        metadata_in = body.get("metadata")
+        if metadata_in is not None:
+            metadata_in = check_metadata(metadata_in)
+        staged: list[StagedBlob] = []
+        try:
+            with self.store.session(write=True) as session:
+                source = self._source(session, principal, source_uri)
+                if source.kind != kind:
+                    raise InvalidRequest(f"copy source {source_uri!r} is not a {kind}")
+                source_state = state_of(source)
+                if not self._may(source_state, principal, acl.READ_OBJECT | acl.READ_METADATA):
+                    raise InvalidRequest(
+                        f"copy source {source_uri!r} is not readable by {principal.name}"
+                    )
+                if target is None:  # POST cdmi_objectid/ {"copy": …}: an ID-only copy
+                    parent = None
+                    path = None
+                else:
+                    existing = self._locked(session, target)
+                    if existing is not None:
+                        if existing.kind != kind:
+                            raise InvalidRequest("copy over an object of another kind")
+                        if kind == CONTAINER:
+                            raise Conflict(
+                                f"{self.uri_of(state_of(existing))} exists; copy a "
+                                "container to a new name"
+                            )
+                        self._require(state_of(existing), principal, acl.WRITE_OBJECT, "write")
+                        blob = self.blobs.stage_copy(source.id)
+                        staged.append(blob)
+                        existing.size, existing.encoding = blob.size, source.encoding
+                        existing.mimetype = source.mimetype
+                        existing.metadata_ = (
+                            metadata_in if metadata_in is not None else dict(source.metadata_ or {})
+                        )
+                        existing.mcount += 1
+                        existing.mtime = _now()
+                        session.flush()
+                        blob.publish(existing.id)
+                        return Written(False, state_of(existing), existing.parent_id)
+                    path = self._path_of(target, session)
+                    self._check_new_path(path, target)
+                    parent = self._parent(
+                        session,
+                        path,
+                        principal,
+                        acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT,
+                    )
+                    if (
+                        kind == CONTAINER
+                        and source.path is not None
+                        and path.startswith(source.path)
+                    ):
+                        raise InvalidRequest("a container cannot be copied into itself")
+                copied = self._copy_tree(session, principal, source, parent, path, staged)
+                if metadata_in is not None:
+                    copied.metadata_ = metadata_in
+                session.flush()
+                for blob_id, blob in zip(self._published_ids, staged, strict=True):
+                    blob.publish(blob_id)
+                return Written(True, state_of(copied), copied.parent_id)
+        finally:
+            for blob in staged:
+                blob.discard()
+
+    _published_ids: list[str]
+
+    def _copy_tree(
+        self,
+        session: Session,
+        principal: Principal,
+        source: CdmiObjectRow,
+        parent: CdmiObjectRow | None,
+        path: str | None,
+        staged: list[StagedBlob],
+        *,
+        skip_snapshots: bool = True,
+    ) -> CdmiObjectRow:
+        """A new object (and for containers, a new subtree) with new IDs; values staged."""
+        self._published_ids = []
+        copied = self._copy_one(session, principal, source, parent, path, staged)
+        if source.kind == CONTAINER and source.path is not None and path is not None:
+            descendants = session.scalars(
+                select(CdmiObjectRow)
+                .where(_like_prefix(source.path), CdmiObjectRow.path != source.path)
+                .order_by(func.length(CdmiObjectRow.path))
+            ).all()
+            made: dict[str, CdmiObjectRow] = {source.id: copied}
+            for item in descendants:
+                relative = str(item.path)[len(source.path) :]
+                if skip_snapshots and (relative.startswith(f"{SNAPSHOTS_DIR}/")):
+                    continue
+                mother = made.get(str(item.parent_id))
+                if mother is None:
+                    continue
+                made[item.id] = self._copy_one(
+                    session, principal, item, mother, path + relative, staged
+                )
+        return copied
+
+    def _copy_one(
+        self,
+        session: Session,
+        principal: Principal,
+        source: CdmiObjectRow,
+        parent: CdmiObjectRow | None,
+        path: str | None,
+        staged: list[StagedBlob],
+    ) -> CdmiObjectRow:
+        row = self._new_row(principal, parent, path, source.kind)
+        row.mimetype, row.encoding, row.size = source.mimetype, source.encoding, source.size
+        row.metadata_ = dict(source.metadata_ or {})
+        row.extra = dict(source.extra or {})
+        if parent is None or parent.path == "":
+            row.acl = list(source.acl or [])
+        self._flush_new(session, row)
+        if source.kind == DATAOBJECT:
+            staged.append(self.blobs.stage_copy(source.id))
+            self._published_ids.append(row.id)
+        return row
+
+    def move(
+        self,
+        principal: Principal,
+        target: Target,
+        source_uri: str,
+        body: Mapping[str, Any],
+        *,
+        kind: str,
+    ) -> Written:
+        """Rename: the object keeps its ID and value; the subtree's paths follow."""
+        metadata_in = body.get("metadata")
+        if metadata_in is not None:
+            metadata_in = check_metadata(metadata_in)
+        with self.store.session(write=True) as session:
+            source = self._source(session, principal, source_uri)
+            if source.kind != kind:
+                raise InvalidRequest(f"move source {source_uri!r} is not a {kind}")
+            if source.path == "":
+                raise InvalidRequest("the root container cannot be moved")
+            source_state = state_of(source)
+            if not self._may(source_state, principal, acl.DELETE):
+                raise InvalidRequest(
+                    f"move source {source_uri!r} may not be moved by {principal.name}"
+                )
+            existing = self._locked(session, target)
+            if existing is not None and existing.id == source.id:
+                return Written(False, state_of(existing), existing.parent_id)
+            path = self._path_of(target, session)
+            self._check_new_path(path, target)
+            parent = self._parent(
+                session,
+                path,
+                principal,
+                acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT,
+            )
+            if existing is not None:
+                if existing.kind != DATAOBJECT or kind != DATAOBJECT:
+                    raise Conflict(f"{self.uri_of(state_of(existing))} exists")
+                self._require(state_of(existing), principal, acl.WRITE_OBJECT, "replace")
+                replaced = existing.id
+                session.delete(existing)
+                session.flush()
+            else:
+                replaced = None
+            old = source.path
+            if kind == CONTAINER and old is not None and path.startswith(old):
+                raise InvalidRequest("a container cannot be moved into itself")
+            source.path, source.parent_id = path, parent.id
+            source.name = path.rstrip("/").rsplit("/", 1)[-1]
+            if metadata_in is not None:
+                source.metadata_ = metadata_in
+            source.mtime = _now()
+            session.flush()
+            if kind == CONTAINER and old is not None:
+                session.execute(
+                    update(CdmiObjectRow)
+                    .where(_like_prefix(old), CdmiObjectRow.id != source.id)
+                    .values(path=path + func.substr(CdmiObjectRow.path, len(old) + 1))
+                    .execution_options(synchronize_session=False)
+                )
+            state = state_of(source)
+        if replaced is not None:
+            self.blobs.delete(replaced)
+        return Written(True, state, state.parent_id)
+
+    def move_to_id(self, principal: Principal, source_uri: str) -> Written:
+        """``POST cdmi_objectid/ {"move": "<path>"}``: the object leaves the tree, keeps its ID."""
+        with self.store.session(write=True) as session:
+            source = self._source(session, principal, source_uri)
+            if source.kind != DATAOBJECT:
+                raise InvalidRequest("only data objects can be moved to ID-only access")
+            if not self._may(state_of(source), principal, acl.DELETE):
+                raise InvalidRequest(
+                    f"move source {source_uri!r} may not be moved by {principal.name}"
+                )
+            source.path = source.parent_id = source.name = None
+            source.mtime = _now()
+            session.flush()
+            return Written(True, state_of(source), None)
+
+    def _snapshot(
+        self, session: Session, principal: Principal, row: CdmiObjectRow, name: str
+    ) -> None:
+        if row.path is None:
+            raise InvalidRequest("snapshots are taken of containers in the tree")
+        holder_path = f"{row.path}{SNAPSHOTS_DIR}/"
+        holder = session.scalars(
+            select(CdmiObjectRow).where(CdmiObjectRow.path == holder_path)
+        ).first()
+        if holder is None:
+            holder = self._new_row(principal, row, holder_path, CONTAINER)
+            holder.owner, holder.acl = row.owner, list(row.acl or [])
+            self._flush_new(session, holder)
+        snap_path = f"{holder_path}{name}/"
+        old = session.scalars(select(CdmiObjectRow).where(CdmiObjectRow.path == snap_path)).first()
+        stale: list[str] = []
+        if old is not None:
+            stale = list(
+                session.scalars(
+                    select(CdmiObjectRow.id).where(
+                        _like_prefix(snap_path), CdmiObjectRow.kind == DATAOBJECT
+                    )
+                )
+            )
+            session.execute(delete(CdmiObjectRow).where(_like_prefix(snap_path)))
+            session.flush()
+        staged: list[StagedBlob] = []
+        try:
+            snap = self._copy_tree(session, principal, row, holder, snap_path, staged)
+            snap.owner = row.owner
+            session.flush()
+            for blob_id, blob in zip(self._published_ids, staged, strict=True):
+                blob.publish(blob_id)
+        finally:
+            for blob in staged:
+                blob.discard()
+        for blob_id in stale:
+            self.blobs.delete(blob_id)
+
+
+def _virtual_state(object_id: str, kind: str) -> ObjectState:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    return ObjectState(
+        object_id,
+        kind,
+        None,
+        None,
+        ROOT_OWNER,
+        "",
+        "utf-8",
+        0,
+        {},
+        [],
+        {},
+        "Complete",
+        moment,
+        moment,
+        moment,
+        0,
+        0,
+    )
+
+
+def _operation(body: Mapping[str, Any]) -> str | None:
+    given = [name for name in OPERATIONS if name in body]
+    if len(given) > 1:
+        raise InvalidRequest(
+            f"at most one of {', '.join(OPERATIONS)} per request (got {', '.join(given)})"
+        )
+    return given[0] if given else None
+
+
+def _check_fields(body: Mapping[str, Any]) -> None:
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("a CDMI request body is a JSON object")
+    for name in ("copy", "move", "reference"):
+        if name in body and not isinstance(body[name], str):
+            raise InvalidRequest(f"{name} must be a URI string")
+
+
+def _check_domain(body: Mapping[str, Any], root: str) -> None:
+    domain = body.get("domainURI")
+    if domain is None:
+        return
+    if not isinstance(domain, str) or domain.rstrip("/") + "/" not in (
+        root + DEFAULT_DOMAIN,
+        "/" + DEFAULT_DOMAIN,
+    ):
+        raise InvalidRequest(
+            f"domainURI {domain!r}: the only domain here is {root}{DEFAULT_DOMAIN}"
+        )
+
+
+def _check_capabilities_uri(body: Mapping[str, Any], root: str, kind: str) -> None:
+    uri = body.get("capabilitiesURI")
+    if uri is None:
+        return
+    wanted = f"{CAPABILITIES_DIR}/{kind}/"
+    if not isinstance(uri, str) or uri.rstrip("/") + "/" not in (root + wanted, "/" + wanted):
+        raise InvalidRequest(f"capabilitiesURI {uri!r}: a {kind} here has {root}{wanted}")
+
+
+def _below_root(uri: str, root: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(uri).path) if "://" in uri else unquote(uri)
+    if path.startswith(root):
+        return path[len(root) :]
+    if path.startswith("/"):
+        return path[1:]
+    return path
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("value is not valid base64") from None
+
+
+class _Utf8Check:
+    """Validates a stream as UTF-8 while it passes through, without holding it."""
+
+    def __init__(self) -> None:
+        self.valid = True
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self.valid:
+                try:
+                    self._decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    self.valid = False
+            yield chunk
+        if self.valid:
+            try:
+                self._decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.valid = False
+
+
+class _discarding:
+    """Discards a staged value when the block fails (publish makes discard a no-op)."""
+
+    def __init__(self, staged: tuple[StagedBlob | None, bytes, str | None] | None) -> None:
+        self.blob = staged[0] if staged else None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.blob is not None:
+            self.blob.discard()
+
+
+__all__ = ["CdmiService", "ReadResult", "Redirect", "ValueRead", "Written"]
