@@ -110,11 +110,15 @@ class ComputeInfo:
 
 @dataclass(frozen=True)
 class VolumeInfo:
+    """A volume as its pool reports it; ``backing_path`` is set for a copy-on-write clone
+    (the file or LV it reads unwritten data from) and None for a standalone volume."""
+
     id: str
     path: str
     capacity_bytes: int
     allocation_bytes: int
     format: str
+    backing_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,21 @@ class HostDriver(ABC):
         ``ComputeSpec.config_drive``), ``capacity_bytes`` ``len(data)`` in a file pool; a block
         pool (LVM) rounds the size up to its allocation unit and the bytes past ``data`` read as
         zeros. If the transfer fails, the volume is deleted. Empty ``data``: BackendError."""
+
+    @abstractmethod
+    def copy_volume(self, source_id: str, volume_id: str) -> VolumeInfo:
+        """Create the volume ``volume_id`` in the host's pool as a full, standalone copy of the
+        volume ``source_id``: every byte the source shows (a clone's backing chain flattened),
+        the source's capacity, the pool's volume format (qcow2 in a file pool, raw on LVM) and
+        no backing store, so the copy outlives the source and whatever the source was cloned
+        from. A volume ``volume_id`` already there, of any format, is deleted first: copying
+        replaces, copying twice converges and a copy interrupted half way is redone.
+
+        The source may be a disk of a running or paused compute: the copy is then the disk as
+        it was at one instant (crash-consistent, like pulling the plug), taken without stopping
+        the guest. BackendNotFound when the source does not exist (nothing is created);
+        BackendError when ``volume_id`` is ``source_id``. If the copy fails, the half-made
+        volume is deleted."""
 
     @abstractmethod
     def resize_volume(self, volume_id: str, size_bytes: int) -> VolumeInfo:

@@ -19,6 +19,7 @@ first opener sets its capacity); ``memory://`` without a name gives a private ho
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,13 +294,17 @@ class MemoryDriver(HostDriver):
                 return current
             volume = VolumeInfo(
                 id=spec.id,
-                path=f"/memory/{self._host.name}/pool/{volume_name(spec.id)}",
+                path=self._volume_path(spec.id),
                 capacity_bytes=spec.size_bytes,
                 allocation_bytes=0,
                 format="qcow2",
+                backing_path=spec.backing_path,
             )
             self._host.volumes[spec.id] = volume
             return volume
+
+    def _volume_path(self, volume_id: str) -> str:
+        return f"/memory/{self._host.name}/pool/{volume_name(volume_id)}"
 
     def volume_info(self, volume_id: str) -> VolumeInfo:
         """The volume; BackendNotFound if missing."""
@@ -318,7 +323,7 @@ class MemoryDriver(HostDriver):
         with self._locked():
             volume = VolumeInfo(
                 id=volume_id,
-                path=f"/memory/{self._host.name}/pool/{volume_name(volume_id)}",
+                path=self._volume_path(volume_id),
                 capacity_bytes=len(data),
                 allocation_bytes=len(data),
                 format="raw",
@@ -328,10 +333,32 @@ class MemoryDriver(HostDriver):
             return volume
 
     def ex_volume_bytes(self, volume_id: str) -> bytes:
-        """What :meth:`upload_volume` stored in the volume (b"" for one made empty)."""
+        """What :meth:`upload_volume` stored in the volume, or in the volume it is a
+        :meth:`copy_volume` of (b"" for one made empty)."""
         with self._locked():
             self._volume(volume_id)
             return self._host.volume_data.get(volume_id, b"")
+
+    def copy_volume(self, source_id: str, volume_id: str) -> VolumeInfo:
+        """A qcow2 volume of the source's capacity without backing, holding the source's
+        uploaded bytes (if any); replaces a volume ``volume_id``."""
+        if volume_id == source_id:
+            raise BackendError(f"volume {source_id}: cannot be copied onto itself")
+        with self._locked():
+            source = self._volume(source_id)
+            data = self._host.volume_data.get(source_id)
+            self.delete_volume(volume_id)
+            copy = VolumeInfo(
+                id=volume_id,
+                path=self._volume_path(volume_id),
+                capacity_bytes=source.capacity_bytes,
+                allocation_bytes=source.allocation_bytes,
+                format="qcow2",
+            )
+            self._host.volumes[volume_id] = copy
+            if data is not None:
+                self._host.volume_data[volume_id] = data
+            return copy
 
     def resize_volume(self, volume_id: str, size_bytes: int) -> VolumeInfo:
         """Grow; shrinking raises BackendConflict."""
@@ -342,9 +369,7 @@ class MemoryDriver(HostDriver):
                     f"volume {volume_id} is {volume.capacity_bytes} bytes: "
                     f"cannot shrink to {size_bytes}"
                 )
-            grown = VolumeInfo(
-                volume.id, volume.path, size_bytes, volume.allocation_bytes, volume.format
-            )
+            grown = dataclasses.replace(volume, capacity_bytes=size_bytes)
             self._host.volumes[volume_id] = grown
             return grown
 

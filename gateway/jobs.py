@@ -369,14 +369,18 @@ def _run_compute_verb(driver: HostDriver, job: Job) -> ComputeInfo:
     raise BackendError(f"unknown compute operation {job.verb}")
 
 
+def image_volume_id(term: str) -> str:
+    """Id of the volume holding the image an OCCI ``save`` made (the os_tpl ``term``)."""
+    return f"image-{term}"
+
+
 def _save(driver: HostDriver, job: Job) -> ComputeInfo:
-    """Copy the compute's root disk into a new image volume and mark the image ready."""
+    """Copy the compute's root disk, whole, into the image's own volume and mark the image
+    ready. A full copy (no backing chain): the image outlives the compute and the image the
+    compute was made from. A running compute keeps running (the copy is crash-consistent)."""
     term = str(job.params["image"])
     compute_id = job.entity.id
-    source = driver.volume_info(root_volume_id(compute_id))
-    copy = driver.ensure_volume(
-        VolumeSpec(id=f"image-{term}", size_bytes=source.capacity_bytes, backing_path=source.path)
-    )
+    copy = driver.copy_volume(root_volume_id(compute_id), image_volume_id(term))
     with current().store.session(write=True) as session:
         image = session.get(Image, term)
         if image is not None:

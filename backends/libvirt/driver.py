@@ -22,8 +22,10 @@ domain and power-cycling it if active), no ``virStorageVolResize`` (emulated by 
 volume with the new capacity), no ``virStorageVolUpload`` (``upload_volume`` creates the volume
 with the data's capacity and sends nothing: simulated volumes hold no bytes) and no
 ``getDomainCapabilities`` (domain type is ``test``, the only one its capabilities advertise,
-although it accepts any). Its ``shutdown`` powers off at once. Its domains write no console:
-``console_log`` reads the file their XML names, as on QEMU, and finds it missing ("").
+although it accepts any) and no ``virDomainBackupBegin`` (``copy_volume`` copies a running
+domain's disk as it copies any other: its domains lock no image). Its ``shutdown`` powers off
+at once. Its domains write no console: ``console_log`` reads the file their XML names, as on
+QEMU, and finds it missing ("").
 
 **Consoles**: a domain's serial console goes to a log file on its host (``console_dir``),
 named in the domain XML. :meth:`LibvirtDriver.console_log` reads that file, so only when the
@@ -524,12 +526,14 @@ class LibvirtDriver(HostDriver):
     def _volume_info(volume_id: str, volume: libvirt.virStorageVol) -> VolumeInfo:
         with translated(f"info of volume {volume.name()}"):
             _kind, capacity, allocation = volume.info()
+            text = volume.XMLDesc(0)
             return VolumeInfo(
                 id=volume_id,
                 path=volume.path(),
                 capacity_bytes=int(capacity),
                 allocation_bytes=int(allocation),
-                format=xml.volume_format(volume.XMLDesc(0)),
+                format=xml.volume_format(text),
+                backing_path=xml.volume_backing(text),
             )
 
     def ensure_volume(self, spec: VolumeSpec) -> VolumeInfo:
@@ -598,6 +602,97 @@ class LibvirtDriver(HostDriver):
                 raise
             # TEST DRIVER: no virStorageVolUpload; the simulated volume already has the data's
             # capacity and, like every simulated volume, holds no bytes
+
+    def copy_volume(self, source_id: str, volume_id: str) -> VolumeInfo:
+        """Copy through libvirt, so that it works on a remote host too.
+
+        No active domain uses the source: ``virStorageVolCreateXMLFrom`` (``qemu-img convert``
+        in a file pool, which reads the whole backing chain; a copy into a new LV on LVM).
+        An active domain does: QEMU holds the image's write lock, which ``qemu-img`` honours,
+        so the domain itself copies the disk, by a push-mode backup (``virDomainBackupBegin``)
+        into the new volume, a point-in-time image of the disk while the guest runs on.
+        """
+        if volume_id == source_id:
+            raise BackendError(f"volume {source_id}: cannot be copied onto itself")
+        source = self._require_volume(source_id)
+        origin = self._volume_info(source_id, source)
+        self.delete_volume(volume_id)
+        name = self._volume_name(volume_id)
+        spec = VolumeSpec(id=volume_id, size_bytes=origin.capacity_bytes)
+        text = xml.volume_xml(spec, name=name, pool_type=self.pool_type)
+        user = self._disk_user(origin.path)
+        try:
+            if user is None:
+                copy = self._copy_offline(text, source, name)
+            else:
+                copy = self._copy_live(text, source, name, *user)
+        except BaseException:
+            with contextlib.suppress(BackendError):
+                self.delete_volume(volume_id)
+            raise
+        return self._volume_info(volume_id, copy)
+
+    def _copy_offline(
+        self, text: str, source: libvirt.virStorageVol, name: str
+    ) -> libvirt.virStorageVol:
+        with translated(f"copy volume {source.name()} to {name}"):
+            return self._pool().createXMLFrom(text, source, 0)
+
+    def _copy_live(
+        self,
+        text: str,
+        source: libvirt.virStorageVol,
+        name: str,
+        domain: libvirt.virDomain,
+        target_dev: str,
+    ) -> libvirt.virStorageVol:
+        what = f"copy disk {target_dev} of {domain.name()} to {name}"
+        with translated(f"create volume {name}"):
+            copy = self._pool().createXML(text, 0)
+        logical = self.pool_type == "logical"
+        backup = xml.backup_xml(
+            target_dev, copy.path(), block=logical, image_format="raw" if logical else "qcow2"
+        )
+        try:
+            with translated(what):
+                domain.backupBegin(backup, None, libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
+        except BackendError as exc:
+            if not (self._is_test and is_unsupported(exc)):
+                raise
+            # TEST DRIVER: no backups; its domains lock no image, so copy as from a stopped one
+            with translated(f"delete volume {name}"):
+                copy.delete(0)
+            return self._copy_offline(text, source, name)
+        self._wait_for_backup(domain, what)
+        return copy
+
+    def _disk_user(self, path: str) -> tuple[libvirt.virDomain, str] | None:
+        """The active domain with a disk on ``path``, and that disk's target dev, if any."""
+        with translated(f"list active domains on {self.uri}"):
+            domains = self._conn().listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        for domain in domains:
+            with contextlib.suppress(BackendNotFound):  # undefined since the listing
+                target = xml.disk_with_source(self._xml(domain), path)
+                if target is not None:
+                    return domain, target
+        return None
+
+    def _wait_for_backup(self, domain: libvirt.virDomain, what: str) -> None:
+        """Until the domain's backup job has ended; BackendError unless it completed. Anything
+        that interrupts the wait (the worker's job timeout) aborts the backup."""
+        try:
+            while True:
+                with translated(what):
+                    if domain.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE:
+                        stats = domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+                        break
+                time.sleep(self.poll_interval)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):  # ended anyway: nothing to abort
+                domain.abortJob()
+            raise
+        if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
+            raise BackendError(f"{what}: {stats.get('errmsg') or 'the backup job failed'}")
 
     def resize_volume(self, volume_id: str, size_bytes: int) -> VolumeInfo:
         """Grow the volume; a smaller size raises BackendConflict."""

@@ -340,6 +340,34 @@ def volume_format(text: str) -> str:
     return kind if kind and kind not in RAW_FORMATS else "raw"
 
 
+def volume_backing(text: str) -> str | None:
+    """Path of the volume's backing store (a clone's image, an LVM snapshot's origin), or None
+    for a standalone volume."""
+    path = ET.fromstring(text).find("backingStore/path")
+    return path.text if path is not None and path.text else None
+
+
+def disk_with_source(text: str, path: str) -> str | None:
+    """Target dev of the domain's disk whose source is the file or device ``path``, if any."""
+    for disk in ET.fromstring(text).iterfind("devices/disk"):
+        source = disk.find("source")
+        if source is not None and path in (source.get("file"), source.get("dev")):
+            return _disk_target(disk)
+    return None
+
+
+def backup_xml(target_dev: str, path: str, *, block: bool, image_format: str) -> str:
+    """A push-mode ``<domainbackup>`` of the one disk ``target_dev`` into ``path``: a full
+    copy of what the guest sees on that disk, written into an existing volume (the caller
+    passes ``VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL``), a block device with ``block``."""
+    root = ET.Element("domainbackup", {"mode": "push"})
+    disks = _sub(root, "disks")
+    disk = _sub(disks, "disk", name=target_dev, backup="yes", type="block" if block else "file")
+    _sub(disk, "target", **({"dev": path} if block else {"file": path}))
+    _sub(disk, "driver", type=image_format)
+    return _render(root)
+
+
 def with_capacity(text: str, size_bytes: int) -> str:
     """Volume XML with a new capacity (used to recreate a volume on the test driver)."""
     root = ET.fromstring(text)

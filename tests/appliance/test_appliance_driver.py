@@ -5,15 +5,19 @@ a dir pool of its own, an isolated network (no host address, so no dnsmasq), a c
 root volume on the appliance image, a data disk, the config drive uploaded into the pool, one
 compute (TCG). The guest's reports, read with ``console_log``, prove what it really got: after
 the first boot, a graceful stop (ACPI, not the power-off fallback), a second start, a disk and a
-NIC hot-plugged and unplugged while it runs, cold, warm and graceful restarts; then deleting
-leaves nothing behind.
+NIC hot-plugged and unplugged while it runs, cold, warm and graceful restarts. Then the running
+guest's root disk is saved (``copy_volume``) as a standalone image, which boots the guest again
+once the compute, its disks and the appliance image are gone; deleting leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import json
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -31,6 +35,7 @@ from backends.base import (
     PowerState,
     RestartMethod,
     StopMethod,
+    VolumeInfo,
     VolumeSpec,
     config_drive_volume_id,
 )
@@ -267,8 +272,14 @@ def test_appliance_lifecycle_through_the_driver(host: Host) -> None:
         assert driver.restart_compute(cid, method).state is PowerState.RUNNING
         assert console.boot_report(mark) == first, f"after a {method} restart"
 
-    # deleting leaves nothing of this test on the host
-    volumes = driver.list_volumes()
+    # saving copies the running guest's root disk whole (a backup job of QEMU's)
+    saved = driver.copy_volume(spec.root_volume_id, host.volume_id("saved"))
+    assert driver.compute_info(cid).state is PowerState.RUNNING
+    assert (saved.capacity_bytes, saved.backing_path) == (ROOT_BYTES, None)
+    assert "backing-filename" not in _qemu_img_info(saved.path)
+
+    # deleting leaves nothing of this test on the host but the saved image
+    volumes = [v for v in driver.list_volumes() if v.id != saved.id]
     assert sorted(v.id for v in volumes) == sorted(
         [spec.root_volume_id, host.volume_id("data"), hot.id, config_drive_volume_id(cid)]
     )
@@ -277,5 +288,41 @@ def test_appliance_lifecycle_through_the_driver(host: Host) -> None:
         driver.delete_volume(volume.id)
     assert driver.compute_info(cid).state is PowerState.MISSING
     assert cid not in [c.id for c in driver.list_computes()]
-    assert driver.list_volumes() == []
+    assert [v.id for v in driver.list_volumes()] == [saved.id]
     assert [v.path for v in volumes if Path(v.path).exists()] == []
+
+    # the saved image alone, without the appliance image it came from, boots the guest again
+    host.image.unlink()
+    again = _from_saved_image(host, spec, saved.path)
+    mark = console.mark()
+    assert driver.start_compute(cid).state is PowerState.RUNNING
+    assert console.boot_report(mark) == dataclasses.replace(
+        first, disks={"vda": ROOT_BYTES, "sr0": iso_bytes}
+    )
+    driver.delete_compute(cid)
+    for volume in driver.list_volumes():
+        driver.delete_volume(volume.id)
+    assert driver.list_volumes() == []
+    assert not Path(again.path).exists()
+
+
+def _qemu_img_info(path: str) -> dict[str, object]:
+    result = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", path], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    info: dict[str, object] = json.loads(result.stdout)
+    return info
+
+
+def _from_saved_image(host: Host, spec: ComputeSpec, image_path: str) -> VolumeInfo:
+    """The compute defined anew (same id) on a clone of the saved image, without its data
+    disk, with a fresh config drive; its new root volume."""
+    driver = host.driver
+    root = driver.ensure_volume(
+        VolumeSpec(id=host.volume_id("root"), size_bytes=ROOT_BYTES, backing_path=image_path)
+    )
+    drive = driver.upload_volume(config_drive_volume_id(spec.id), _config_drive(spec.id))
+    again = dataclasses.replace(spec, root_volume_id=root.id, disks=(), config_drive=drive.path)
+    assert driver.ensure_compute(again).state is PowerState.STOPPED
+    return root

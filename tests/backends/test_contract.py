@@ -210,6 +210,7 @@ class TestVolumes:
         )
         assert (clone.capacity_bytes, clone.format) == (2 * GIB, "qcow2")
         assert clone.path != image.path
+        assert (clone.backing_path, image.backing_path) == (image.path, None)
         assert sorted(v.id for v in driver.list_volumes()) == ["clone", "image"]
 
     def test_resize(self, driver: HostDriver) -> None:
@@ -233,6 +234,55 @@ class TestVolumes:
         with pytest.raises(BackendNotFound):
             driver.volume_info("v1")
         assert driver.list_volumes() == []
+
+
+class TestCopy:
+    def _clone(self, driver: HostDriver) -> None:
+        image = driver.ensure_volume(VolumeSpec(id="image", size_bytes=GIB))
+        driver.ensure_volume(VolumeSpec(id="clone", size_bytes=2 * GIB, backing_path=image.path))
+
+    def test_copy_of_a_clone_stands_alone(self, driver: HostDriver) -> None:
+        self._clone(driver)
+        copy = driver.copy_volume("clone", "copy")
+        assert (copy.id, copy.capacity_bytes, copy.format) == ("copy", 2 * GIB, "qcow2")
+        assert copy.backing_path is None
+        assert copy.path not in (driver.volume_info("clone").path, driver.volume_info("image").path)
+        assert driver.volume_info("copy") == copy
+        driver.delete_volume("clone")
+        driver.delete_volume("image")
+        assert driver.volume_info("copy") == copy
+        assert [v.id for v in driver.list_volumes()] == ["copy"]
+
+    def test_copy_twice_converges(self, driver: HostDriver) -> None:
+        self._clone(driver)
+        first = driver.copy_volume("clone", "copy")
+        assert driver.copy_volume("clone", "copy") == first
+        assert sorted(v.id for v in driver.list_volumes()) == ["clone", "copy", "image"]
+
+    def test_copy_replaces_a_volume_of_that_id(self, driver: HostDriver) -> None:
+        self._clone(driver)
+        driver.upload_volume("copy", b"\1" * 4096)
+        copy = driver.copy_volume("clone", "copy")
+        assert (copy.capacity_bytes, copy.format, copy.backing_path) == (2 * GIB, "qcow2", None)
+
+    def test_copy_of_a_running_computes_disk(self, driver: HostDriver) -> None:
+        self._clone(driver)
+        driver.ensure_compute(_spec(root_volume_id="clone"))
+        driver.start_compute(CID)
+        copy = driver.copy_volume("clone", "copy")
+        assert (copy.capacity_bytes, copy.backing_path) == (2 * GIB, None)
+        assert _state(driver) is PowerState.RUNNING
+
+    def test_missing_source_creates_nothing(self, driver: HostDriver) -> None:
+        with pytest.raises(BackendNotFound):
+            driver.copy_volume("nope", "copy")
+        assert driver.list_volumes() == []
+
+    def test_no_copy_onto_itself(self, driver: HostDriver) -> None:
+        self._clone(driver)
+        with pytest.raises(BackendError, match="onto itself"):
+            driver.copy_volume("clone", "clone")
+        assert driver.volume_info("clone").backing_path == driver.volume_info("image").path
 
 
 class TestUpload:

@@ -43,6 +43,15 @@ def test_logical_volumes_are_raw_lvs_named_without_suffix(driver: LibvirtDriver)
     assert "<name>nimbo</name>" in pool_text and "type='logical'" in pool_text
 
 
+def test_copy_is_a_raw_lv_without_origin(driver: LibvirtDriver) -> None:
+    origin = driver.ensure_volume(VolumeSpec(id="image", size_bytes=32 * MIB))
+    driver.ensure_volume(VolumeSpec(id="clone", size_bytes=32 * MIB, backing_path=origin.path))
+    copy = driver.copy_volume("clone", "saved")
+    assert (copy.path, copy.format) == ("/dev/nimbo/nimbo-saved", "raw")
+    assert (copy.capacity_bytes, copy.backing_path) == (32 * MIB, None)
+    assert "<backingStore>" not in driver._require_volume("saved").XMLDesc(0)
+
+
 def test_uploaded_volume_is_an_lv_rounded_up_to_a_mib(driver: LibvirtDriver) -> None:
     info = driver.upload_volume("drive", b"\1" * 3000)
     assert (info.path, info.format, info.capacity_bytes) == ("/dev/nimbo/nimbo-drive", "raw", MIB)
@@ -107,6 +116,14 @@ def test_logical_pool_snapshot_clone_on_lvm(tmp_path: Path) -> None:
             ["lvs", "--noheadings", "-o", "lv_name,origin", vg], capture_output=True, text=True
         )
         assert "nimbo-clone" in lvs.stdout and "nimbo-image" in lvs.stdout.split("nimbo-clone")[1]
+        copy = driver.copy_volume("clone", "copy")
+        assert (copy.path, copy.backing_path) == (f"/dev/{vg}/nimbo-copy", None)
+        lvs = subprocess.run(
+            ["lvs", "--noheadings", "-o", "origin", f"{vg}/nimbo-copy"],
+            capture_output=True,
+            text=True,
+        )
+        assert lvs.returncode == 0 and lvs.stdout.strip() == ""  # a plain LV, no snapshot
     finally:
         pool = driver._pool()
         pool.destroy()

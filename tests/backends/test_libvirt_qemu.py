@@ -8,6 +8,7 @@ real hypervisor. The daemons are started if they are not running (``virtlogd -d`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -174,3 +175,65 @@ def test_domain_lifecycle_on_qemu(driver: LibvirtDriver, qemu_dir: Path) -> None
     assert driver.stop_compute(cid, StopMethod.GRACEFUL).state is PowerState.STOPPED
     driver.delete_compute(cid)
     assert driver.compute_info(cid).state is PowerState.MISSING
+
+
+def _qemu_img_info(path: str) -> dict[str, object]:
+    """``qemu-img info`` of an image (``-U``: also while a running QEMU holds its lock)."""
+    result = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", path], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    info: dict[str, object] = json.loads(result.stdout)
+    return info
+
+
+def _qemu_io(path: str, command: str) -> str:
+    """Run one qemu-io command on the image (reads: read-only, not taking its lock)."""
+    shared = ["-r", "-U"] if command.startswith("read") else []
+    result = subprocess.run(
+        ["qemu-io", *shared, "-c", command, path], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "failed" not in result.stdout, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_copy_volume_on_real_pool_stopped_and_running(driver: LibvirtDriver) -> None:
+    """Both ways of copying give a standalone qcow2 with the source's data (its image's bytes
+    and its own): from a disk nothing uses (``qemu-img convert`` through the pool) and from
+    the disk of a running then a paused domain (a backup job of QEMU's, which holds the
+    image's lock); each copy still reads the same after the clone and its image are gone."""
+    image = driver.ensure_volume(VolumeSpec(id="image", size_bytes=16 * MIB))
+    _qemu_io(image.path, "write -P 0x5a 0 1M")
+    clone = driver.ensure_volume(
+        VolumeSpec(id="clone", size_bytes=32 * MIB, backing_path=image.path)
+    )
+    _qemu_io(clone.path, "write -P 0xa5 4M 1M")
+    cid = f"test-{uuid.uuid4()}"
+    driver.ensure_compute(
+        ComputeSpec(id=cid, name="copy test", cores=1, memory_mib=64, root_volume_id="clone")
+    )
+
+    copies = {"stopped": driver.copy_volume("clone", "stopped")}
+    assert driver.start_compute(cid).state is PowerState.RUNNING
+    copies["running"] = driver.copy_volume("clone", "running")
+    assert driver.suspend_compute(cid).state is PowerState.PAUSED
+    copies["paused"] = driver.copy_volume("clone", "paused")
+    assert driver.compute_info(cid).state is PowerState.PAUSED  # the guest was not disturbed
+
+    for copy in copies.values():
+        assert (copy.capacity_bytes, copy.format, copy.backing_path) == (32 * MIB, "qcow2", None)
+        info = _qemu_img_info(copy.path)
+        assert (info["format"], info["virtual-size"]) == ("qcow2", 32 * MIB)
+        assert "backing-filename" not in info and "full-backing-filename" not in info
+        compare = subprocess.run(
+            ["qemu-img", "compare", "-U", clone.path, copy.path], capture_output=True, text=True
+        )
+        assert compare.returncode == 0, compare.stdout + compare.stderr
+    driver.delete_compute(cid)
+    driver.delete_volume("clone")
+    driver.delete_volume("image")
+    for copy in copies.values():
+        _qemu_io(copy.path, "read -P 0x5a 0 1M")
+        _qemu_io(copy.path, "read -P 0xa5 4M 1M")
+        _qemu_io(copy.path, "read -P 0 8M 1M")
+    assert sorted(v.id for v in driver.list_volumes()) == sorted(copies)

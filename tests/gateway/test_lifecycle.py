@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backends.base import PowerState, config_drive_volume_id
-from gateway.jobs import root_volume_id
+from gateway.jobs import image_volume_id, root_volume_id
 from gateway.store.models import EntityMixin, EntityRow, Image, Operation
 from tests.gateway.conftest import (
     COMPUTE_ACTION,
@@ -328,6 +328,38 @@ def test_save_answers_the_new_os_template(node: Node, running: str) -> None:
     clone = node.create("compute", body)
     node.run_jobs()
     assert attributes(node, clone)["occi.compute.state"] == "active"
+
+
+@pytest.mark.parametrize("stop_first", [False, True], ids=["running", "stopped"])
+def test_saved_image_stands_alone_once_its_compute_is_gone(
+    node: Node, running: str, stop_first: bool
+) -> None:
+    if stop_first:
+        node.action(running, "stop")
+        node.run_jobs()
+    root = node.driver().volume_info(root_volume_id(entity_id(running)))
+    assert root.backing_path is not None  # the compute's disk is a clone of its image
+    assert node.action(running, "save", attributes={"name": "keeper"}).status_code == 200
+    node.run_jobs()
+    assert node.request("DELETE", running).status_code == 200
+    node.run_jobs()
+    assert node.row(running) is None
+
+    volumes = {v.id: v for v in node.driver().list_volumes()}
+    assert root.id not in volumes
+    saved = volumes[image_volume_id("keeper")]
+    assert saved.backing_path is None  # a full copy, not an overlay on the deleted disk
+    assert (saved.capacity_bytes, saved.format) == (root.capacity_bytes, "qcow2")
+    with node.store.session() as session:
+        image = session.get(Image, "keeper")
+        assert image is not None and (image.state, image.source) == ("ready", saved.path)
+        assert image.size_bytes == saved.capacity_bytes
+    body = text_plain([category("compute", INFRA, "kind"),
+                       category("keeper", OS_SCHEME, "mixin")])
+    clone = node.create("compute", body)
+    node.run_jobs()
+    assert attributes(node, clone)["occi.compute.state"] == "active"
+    assert node.driver().volume_info(root_volume_id(entity_id(clone))).backing_path == saved.path
 
 
 # --- updates ------------------------------------------------------------------------------
