@@ -15,6 +15,7 @@ from gateway.config import Config, load_config
 from gateway.queue import JobQueue, connect
 from gateway.services.catalog import Catalog
 from gateway.services.cdmi import CdmiService
+from gateway.services.cdmi_exports import OcciExports
 from gateway.services.entities import OcciService
 from gateway.services.mixins import MixinService
 from gateway.store.db import Store
@@ -61,7 +62,12 @@ def build(config: Config) -> Nimbo:
         occi,
         MixinService(store, catalog),
         LocalAuthenticator(user_lookup(store)),
-        CdmiService(store, FilesystemBlobStore(config.effective_blob_dir), config),
+        CdmiService(
+            store,
+            FilesystemBlobStore(config.effective_blob_dir),
+            config,
+            exports=OcciExports(store, occi),
+        ),
     )
 
 

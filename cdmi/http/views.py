@@ -45,9 +45,8 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from occi.http.errors import extra_headers
-
 from gateway.services.cdmi import Redirect
+from occi.http.errors import extra_headers
 
 if TYPE_CHECKING:
     from gateway.services.cdmi import CdmiService, ReadResult, ValueRead, Written

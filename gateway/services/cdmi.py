@@ -1010,6 +1010,11 @@ class CdmiService:
         exports = body.get("exports")
         if exports is not None and not isinstance(exports, dict):
             raise InvalidRequest("exports must be a JSON object keyed by protocol")
+        for protocol in exports or {}:
+            if protocol != "OCCI/iSCSI":
+                raise InvalidRequest(
+                    f"export protocol {protocol!r} is not offered here (only OCCI/iSCSI)"
+                )
         snapshot = body.get("snapshot")
         if snapshot is not None:
             if not isinstance(snapshot, str):
@@ -1056,19 +1061,27 @@ class CdmiService:
                 row.extra = {**(row.extra or {}), **extra}
             if snapshot is not None:
                 self._snapshot(session, principal, row, snapshot)
-            if exports is not None:
-                row.exports = self._exports(principal, state_of(row), exports)
             session.flush()
-            return Written(created, state_of(row), row.parent_id)
+            written = Written(created, state_of(row), row.parent_id)
+        if exports is None:
+            return written
+        # Exports make OCCI entities (their own transactions), so they follow the commit.
+        try:
+            made = self._exports(principal, written.state, exports)
+        except Exception:
+            if created:
+                self.delete(principal, replace(target, slash=True))
+            raise
+        with self.store.session(write=True) as session:
+            stored = session.get(CdmiObjectRow, written.state.id)
+            if stored is not None:
+                stored.exports = made
+                written.state = state_of(stored)
+        return written
 
     def _exports(
         self, principal: Principal, state: ObjectState, wanted: Mapping[str, Any]
     ) -> dict[str, Any]:
-        for protocol in wanted:
-            if not protocol.startswith("OCCI/"):
-                raise InvalidRequest(
-                    f"export protocol {protocol!r} is not offered here (only OCCI/iSCSI)"
-                )
         if not wanted:
             if state.exports and self.exports is not None:
                 self.exports.remove(state)
@@ -1083,7 +1096,7 @@ class CdmiService:
         if target.kind not in (PATH, BY_ID):
             raise InvalidRequest("server-made objects cannot be deleted")
         blobs: list[str] = []
-        exported: list[ObjectState] = []
+        self._unexport(principal, target)
         with self.store.session(write=True) as session:
             row = self._locked(session, target)
             if row is None:
@@ -1113,26 +1126,38 @@ class CdmiService:
                     )
                 ).all()
                 blobs = [i for i, kind, _ in subtree if kind == DATAOBJECT]
-                exported = [
-                    state_of(r)
-                    for r in session.scalars(
-                        select(CdmiObjectRow).where(
-                            _like_prefix(row.path), CdmiObjectRow.kind == CONTAINER
-                        )
-                    )
-                    if r.exports
-                ]
                 session.execute(
                     delete(CdmiObjectRow).where(_like_prefix(row.path), T.path != row.path)
                 )
             else:
                 blobs = [row.id]
-            for container in exported:
-                if self.exports is not None:
-                    self.exports.remove(container)
             session.delete(row)
         for blob_id in blobs:
             self.blobs.delete(blob_id)
+
+    def _unexport(self, principal: Principal, target: Target) -> None:
+        """Before a container goes, its exports (and theirs below it) go: a 409 from OCCI
+        (still attached) leaves everything in place."""
+        if self.exports is None:
+            return
+        with self.store.read() as reader:
+            row = self._row(reader, target)
+            if row is None or row["kind"] != CONTAINER or row["path"] is None:
+                return
+            state = state_of(row)
+            if not (self._may(state, principal, acl.DELETE) or principal.is_admin):
+                return  # the delete itself refuses
+            exported = [
+                state_of(r)
+                for r in reader.execute(
+                    select(CdmiObjectRow.__table__).where(
+                        _like_prefix(str(row["path"])), T.kind == CONTAINER
+                    )
+                ).mappings()
+                if r["exports"]
+            ]
+        for container in exported:
+            self.exports.remove(container)
 
     # copy, move, snapshots -----------------------------------------------------------------
 

@@ -197,3 +197,18 @@ class CdmiObjectRow(Base):
     mcount: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (Index("ix_cdmi_objects_parent_name", "parent_id", "name"),)
+
+
+class CdmiExport(Base):
+    """A CDMI container exported to OCCI (``OCCI/iSCSI``): the storage entity that carries it.
+
+    The worker that provisions ``storage_id`` fills the volume with an image of the
+    container's subtree (see :mod:`gateway.services.cdmi_exports`)."""
+
+    __tablename__ = "cdmi_exports"
+
+    container_id: Mapped[str] = mapped_column(
+        String(80), ForeignKey("cdmi_objects.id", ondelete="CASCADE"), primary_key=True
+    )
+    storage_id: Mapped[str] = mapped_column(String(64), unique=True)
+    protocol: Mapped[str] = mapped_column(String(32), default="OCCI/iSCSI")

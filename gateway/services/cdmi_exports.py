@@ -1,0 +1,222 @@
+"""CDMI containers exported as OCCI storage (CDMI 1.1.1 §13.6, ``OCCI/iSCSI``).
+
+An export is an OCCI storage entity owned by the container's owner. The worker that
+provisions it writes an image of the container into the volume: an ISO 9660 file system with
+Rock Ridge names holding the container's data objects (sub-containers as directories,
+snapshots left out), so a guest that attaches the volume mounts and reads the same objects
+CDMI serves. OCCI sees the volume; CDMI sees the container; one ID names both: a storagelink
+whose ``occi.storagelink.deviceid`` is the container's object ID attaches the export (see
+:meth:`gateway.services.plans.Planner`), and the linking compute joins the export's
+``permissions``.
+
+The image is a point-in-time copy taken when the export is made (or re-made by updating the
+export): guests read it, they do not write back.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO
+
+import pycdlib
+from sqlalchemy import func, select
+
+from auth.principal import Principal
+from backends.blob import BlobStore
+from cdmi.model import CONTAINER, DATAOBJECT, SNAPSHOTS_DIR, ObjectState
+from gateway.errors import Conflict, InvalidRequest
+from gateway.store.db import Store
+from gateway.store.models import CdmiExport, CdmiObjectRow, EntityRow
+from occi import infrastructure as infra
+from occi.core import EntityRequest
+
+PROTOCOL = "OCCI/iSCSI"
+GIB = 1024**3
+MAX_IMAGE_BYTES = 4 * GIB  # an export is built in the worker's memory: keep it bounded
+VOLUME_LABEL = "CDMI_EXPORT"
+
+
+def permissions_of(value: Any) -> list[str]:
+    """The export's ``permissions``: OCCI compute URLs (a lone string is wrapped, §19.9)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidRequest(f"{PROTOCOL} permissions must be a list of OCCI compute URLs")
+    for url in value:
+        if "/compute/" not in url:
+            raise InvalidRequest(f"{PROTOCOL} permission {url!r} is not an OCCI compute URL")
+    return list(dict.fromkeys(value))
+
+
+def compute_path(url: str) -> str:
+    """``/compute/<id>`` of a compute URL (absolute or a path)."""
+    return "/compute/" + url.split("/compute/", 1)[1].strip("/")
+
+
+class OcciExports:
+    """The ExportDriver of :class:`gateway.services.cdmi.CdmiService`."""
+
+    def __init__(self, store: Store, occi: Any) -> None:
+        self.store = store
+        self.occi = occi  # gateway.services.entities.OcciService
+
+    def apply(
+        self, principal: Principal, state: ObjectState, wanted: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        for protocol in wanted:
+            if protocol != PROTOCOL:
+                raise InvalidRequest(
+                    f"export protocol {protocol!r} is not offered (only {PROTOCOL})"
+                )
+        spec = wanted[PROTOCOL]
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            raise InvalidRequest(f"{PROTOCOL} export settings must be a JSON object")
+        permissions = permissions_of(spec.get("permissions"))
+        with self.store.session() as session:
+            existing = session.get(CdmiExport, state.id)
+            storage_id = existing.storage_id if existing else None
+        if storage_id is None:
+            storage_id = self._create_storage(state)
+        return {
+            PROTOCOL: {
+                "identifier": state.id,
+                "permissions": permissions,
+                "storage": f"/storage/{storage_id}",
+            }
+        }
+
+    def _create_storage(self, state: ObjectState) -> str:
+        size = self._image_size(state)
+        owner = Principal(state.owner)
+        request = EntityRequest(
+            kind=infra.STORAGE.type_id,
+            attributes={
+                "occi.core.title": f"CDMI export of {state.path or state.id}",
+                "occi.storage.size": max(0.01, math.ceil(size / GIB * 100) / 100),
+            },
+        )
+        created = self.occi.create(owner, infra.STORAGE, [request])
+        storage_id = str(created[0].id)
+        with self.store.session(write=True) as session:
+            session.add(CdmiExport(container_id=state.id, storage_id=storage_id))
+        return storage_id
+
+    def _image_size(self, state: ObjectState) -> int:
+        with self.store.read() as reader:
+            total = reader.execute(
+                select(func.coalesce(func.sum(CdmiObjectRow.size), 0), func.count()).where(
+                    func.substr(CdmiObjectRow.path, 1, len(state.path or "")) == (state.path or "")
+                )
+            ).one()
+        size = int(total[0]) + 2048 * (int(total[1]) + 1) + (1 << 20)
+        if size > MAX_IMAGE_BYTES:
+            raise Conflict(
+                f"the container holds {total[0]} bytes; exports are limited to "
+                f"{MAX_IMAGE_BYTES // GIB} GiB"
+            )
+        return size
+
+    def remove(self, state: ObjectState) -> None:
+        with self.store.session() as session:
+            existing = session.get(CdmiExport, state.id)
+            storage_id = existing.storage_id if existing else None
+            alive = storage_id is not None and session.get(EntityRow, storage_id) is not None
+        if storage_id is not None and alive:
+            admin = Principal(state.owner, is_admin=True)
+            try:
+                self.occi.delete(admin, infra.STORAGE, storage_id)
+            except Conflict as exc:
+                raise Conflict(
+                    f"the export of {state.path or state.id} is attached to a compute; "
+                    f"detach it first ({exc.message})"
+                ) from exc
+        with self.store.session(write=True) as session:
+            row = session.get(CdmiExport, state.id)
+            if row is not None:
+                session.delete(row)
+
+    def add_permission(self, container_id: str, compute_url: str) -> None:
+        """A storagelink to the export was made: its compute joins ``permissions``."""
+        with self.store.session(write=True) as session:
+            row = session.get(CdmiObjectRow, container_id)
+            if row is None or PROTOCOL not in (row.exports or {}):
+                return
+            export = dict(row.exports[PROTOCOL])
+            export["permissions"] = list(
+                dict.fromkeys([*export.get("permissions", []), compute_url])
+            )
+            row.exports = {**row.exports, PROTOCOL: export}
+
+
+# --- the image, built by the worker -------------------------------------------------------
+
+
+def container_files(store: Store, container_id: str) -> list[tuple[str, str, str, int]]:
+    """``(relative path, kind, object id, size)`` of the container's subtree, parents first,
+    without snapshots."""
+    with store.read() as reader:
+        base = reader.execute(
+            select(CdmiObjectRow.path).where(CdmiObjectRow.id == container_id)
+        ).scalar()
+        if base is None:
+            return []
+        rows = reader.execute(
+            select(CdmiObjectRow.path, CdmiObjectRow.kind, CdmiObjectRow.id, CdmiObjectRow.size)
+            .where(
+                func.substr(CdmiObjectRow.path, 1, len(base)) == base,
+                CdmiObjectRow.path != base,
+            )
+            .order_by(func.length(CdmiObjectRow.path), CdmiObjectRow.path)
+        ).all()
+    out = []
+    for path, kind, object_id, size in rows:
+        relative = str(path)[len(base) :]
+        if relative.startswith(f"{SNAPSHOTS_DIR}/") or f"/{SNAPSHOTS_DIR}/" in relative:
+            continue
+        out.append((relative.rstrip("/"), kind, object_id, int(size)))
+    return out
+
+
+def build_image(files: Sequence[tuple[str, str, str, int]], blobs: BlobStore) -> bytes:
+    """An ISO 9660 image (Rock Ridge names) of the files; ISO names are generated, the real
+    names are the Rock Ridge ones, which Linux shows."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, vol_ident=VOLUME_LABEL, rock_ridge="1.09")
+    iso_dirs: dict[str, str] = {"": ""}
+    handles = []
+    try:
+        for number, (relative, kind, object_id, size) in enumerate(files):
+            parent, _, name = relative.rpartition("/")
+            parent_iso = iso_dirs.get(parent)
+            if parent_iso is None:
+                continue
+            if kind == CONTAINER:
+                iso_path = f"{parent_iso}/D{number:07d}"
+                iso.add_directory(iso_path, rr_name=name)
+                iso_dirs[relative] = iso_path
+            elif kind == DATAOBJECT:
+                handle = _open(blobs, object_id)
+                handles.append(handle)
+                iso.add_fp(handle, size, f"{parent_iso}/F{number:07d}.;1", rr_name=name)
+        out = io.BytesIO()
+        iso.write_fp(out)
+        iso.close()
+        return out.getvalue()
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def _open(blobs: BlobStore, object_id: str) -> BinaryIO:
+    path = blobs.path(object_id) if blobs.exists(object_id) else None
+    if path is not None:
+        return open(path, "rb")
+    if not blobs.exists(object_id):
+        return io.BytesIO(b"")
+    return io.BytesIO(b"".join(blobs.read(object_id)))
