@@ -18,15 +18,19 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO
+from urllib.parse import urlparse
 
 import pycdlib
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from auth.principal import Principal
 from backends.blob import BlobStore
+from cdmi import acl, objectid
 from cdmi.model import CONTAINER, DATAOBJECT, SNAPSHOTS_DIR, ObjectState
-from gateway.errors import Conflict, InvalidRequest
+from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.store.db import Store
 from gateway.store.models import CdmiExport, CdmiObjectRow, EntityRow
 from occi import infrastructure as infra
@@ -141,17 +145,61 @@ class OcciExports:
             if row is not None:
                 session.delete(row)
 
-    def add_permission(self, container_id: str, compute_url: str) -> None:
-        """A storagelink to the export was made: its compute joins ``permissions``."""
-        with self.store.session(write=True) as session:
-            row = session.get(CdmiObjectRow, container_id)
-            if row is None or PROTOCOL not in (row.exports or {}):
-                return
-            export = dict(row.exports[PROTOCOL])
-            export["permissions"] = list(
-                dict.fromkeys([*export.get("permissions", []), compute_url])
-            )
-            row.exports = {**row.exports, PROTOCOL: export}
+
+# --- storagelinks to exports (in the OCCI create transaction) ----------------------------
+
+
+@dataclass
+class LinkedExport:
+    """The export a storagelink names, found inside the link's write transaction."""
+
+    container: CdmiObjectRow
+    storage: EntityRow
+
+    def permit(self, compute_location: str) -> None:
+        """The linking compute joins the export's ``permissions`` (§13.1 step 3)."""
+        export = dict((self.container.exports or {}).get(PROTOCOL) or {})
+        export["permissions"] = list(
+            dict.fromkeys([*export.get("permissions", []), compute_location])
+        )
+        self.container.exports = {**(self.container.exports or {}), PROTOCOL: export}
+
+
+def cdmi_export(
+    session: Session, principal: Principal, config: Any, attrs: Mapping[str, Any], target: str
+) -> LinkedExport | None:
+    """The CDMI export a storagelink means, or None for an ordinary storagelink.
+
+    A link means an export when its ``occi.storagelink.deviceid`` is a CDMI object ID or its
+    target is a URL under the CDMI root (§13.1 step 2). The container must exist (404), be
+    exported to OCCI (409) and be readable by the principal under its ACL (403)."""
+    device = attrs.get("occi.storagelink.deviceid")
+    container_id = objectid.parse(str(device)) if device else None
+    root = str(config.cdmi_root)
+    path = urlparse(target).path if "://" in target else target
+    if container_id is None and not path.startswith(root):
+        return None
+    query = select(CdmiObjectRow)
+    if container_id is not None:
+        query = query.where(CdmiObjectRow.id == container_id)
+    else:
+        below = path[len(root) :]
+        query = query.where(CdmiObjectRow.path == (below if below.endswith("/") else below + "/"))
+    container = session.scalars(query).first()
+    if container is None or container.kind != CONTAINER:
+        raise NotFound(f"no CDMI container {device if container_id else target}")
+    export = session.get(CdmiExport, container.id)
+    storage = session.get(EntityRow, export.storage_id) if export is not None else None
+    if storage is None or storage.deleting:
+        raise Conflict(
+            f"CDMI container {container.id} is not exported to OCCI: add "
+            f'"exports": {{"{PROTOCOL}": {{}}}} to it first'
+        )
+    aces = acl.from_stored(container.acl or [])
+    who = acl.Subject(principal.name, principal.groups, principal.is_admin)
+    if not acl.allowed(aces, who, container.owner, acl.READ_OBJECT):
+        raise Forbidden(f"{principal.name} may not read CDMI container {container.id}")
+    return LinkedExport(container, storage)
 
 
 # --- the image, built by the worker -------------------------------------------------------

@@ -23,6 +23,7 @@ from gateway.config import Config
 from gateway.errors import Conflict, InvalidAttribute, InvalidRequest
 from gateway.scheduler import place
 from gateway.services import ipam
+from gateway.services.cdmi_exports import cdmi_export
 from gateway.services.context import check_context
 from gateway.store.models import EntityMixin, EntityRow, Operation
 from occi import infrastructure as infra
@@ -84,11 +85,15 @@ def location_path(location: str) -> str:
 
 
 def without_state(kind: Kind, attributes: dict[str, Any]) -> dict[str, Any]:
-    """Drop the server-managed state pair (a client rendering sent back may carry it)."""
+    """Drop the attributes the server manages, which a client rendering sent back may carry:
+    the state pair, and a compute's console location."""
     name = infra.STATE_ATTRIBUTE.get(kind.type_id)
     if name is None:
         return attributes
-    return {k: v for k, v in attributes.items() if k not in (name, f"{name}.message")}
+    managed = {name, f"{name}.message"}
+    if kind.type_id == infra.COMPUTE.type_id:
+        managed.add(infra.CONSOLE_ATTRIBUTE)
+    return {k: v for k, v in attributes.items() if k not in managed}
 
 
 def operation(
@@ -316,7 +321,17 @@ class Planner:
             raise InvalidAttribute("a link needs occi.core.source and occi.core.target")
         target_kind = infra.STORAGE if kind == infra.STORAGELINK else infra.NETWORK
         compute = owned(self.session, self.principal, str(source_path), (infra.COMPUTE,))
-        target = owned(self.session, self.principal, str(target_path), (target_kind,))
+        export = (
+            cdmi_export(self.session, self.principal, self.config, attrs, str(target_path))
+            if kind == infra.STORAGELINK
+            else None
+        )
+        if export is not None:
+            target = export.storage
+            attrs["occi.storagelink.deviceid"] = self._next_device(compute.id)
+            export.permit(f"{infra.COMPUTE.location}{compute.id}")
+        else:
+            target = owned(self.session, self.principal, str(target_path), (target_kind,))
         attrs = check_attributes(attrs, defs, kind.term)
         if kind == infra.STORAGELINK and target.host != compute.host:
             raise Conflict(
