@@ -139,8 +139,15 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _redirect(location: str) -> Response:
-    response = Response(status=301)
+    response = _empty(301)
     response.headers["Location"] = _absolute(location)
+    return response
+
+
+def _empty(status: int) -> Response:
+    """A response without a body, and so without a Content-Type."""
+    response = Response(status=status)
+    del response.headers["Content-Type"]
     return response
 
 
@@ -208,8 +215,10 @@ def _json_stream(result: ReadResult, service: CdmiService) -> Iterator[bytes]:
     if result.children is not None:
         tail["children"] = result.children
     if value is not None:
-        doc["valuetransferencoding"] = value.encoding
-        doc["valuerange"] = value.range_text
+        doc["valuetransferencoding"] = value.encoding  # the client needs it to read the value
+        selected = _query()
+        if selected.everything or "valuerange" in selected.fields or selected.value_range:
+            doc["valuerange"] = value.range_text
     doc.update(tail)
     head = json.dumps(doc, ensure_ascii=False)
     if value is None or not _wants_value():
@@ -259,11 +268,11 @@ def _cdmi_response(result: ReadResult, status: int = 200) -> Response:
 
 def _written(written: Written, produced: CdmiType) -> Response:
     if not written.created:
-        return Response(status=204)
+        return _empty(204)
     service = _service()
     location = _absolute(service.uri_of(written.state))
     if not g.cdmi_mode:
-        response = Response(status=201)
+        response = _empty(201)
         response.headers["Location"] = location
         return response
     result = service.read_after_write(current_principal(), written.state)
@@ -306,7 +315,7 @@ def cdmi(subpath: str) -> Response:
     content = g.cdmi_content
     if method == "DELETE":
         service.delete(principal, where)
-        return Response(status=204)
+        return _empty(204)
     if method == "POST":
         return _post(where)
     # PUT
@@ -346,7 +355,9 @@ def cdmi(subpath: str) -> Response:
         partial=_partial(),
     )
     if written.created and request.headers.get("Content-Range"):
-        return Response(status=201, headers={"Location": _absolute(service.uri_of(written.state))})
+        response = _empty(201)
+        response.headers["Location"] = _absolute(service.uri_of(written.state))
+        return response
     return _written(written, CdmiType.OBJECT)
 
 
@@ -367,7 +378,7 @@ def _post(where: Target) -> Response:
     mimetype = content.raw if content is not None else None
     charset = content.charset if content is not None else None
     written = service.post_plain(principal, where, _chunks(), mimetype, charset)
-    response = Response(status=201)
+    response = _empty(201)
     response.headers["Location"] = _absolute(service.uri_of(written.state))
     return response
 
@@ -390,8 +401,6 @@ def _get(where: Target) -> Response:
     if g.cdmi_mode:
         result = service.read(principal, where, query)
         g.cdmi_wants_value = query.wants("value") or query.value_range is not None
-        if result.value is not None and not query.wants("valuerange") and not query.everything:
-            result.document.pop("valuerange", None)
         return _cdmi_response(result)
     # plain HTTP: a data object's own bytes; a container reads as CDMI (the spec leaves it open)
     result = service.read(principal, where, query)
@@ -421,7 +430,7 @@ def _plain_value(size: int, mimetype: str, encoding: str, reader: Any) -> Respon
     try:
         span = byte_range(request.headers.get("Range"), size)
     except Unsatisfiable:
-        response = Response(status=416)
+        response = _empty(416)
         response.headers["Content-Range"] = f"bytes */{size}"
         return response
     headers = {"Accept-Ranges": "bytes"}
