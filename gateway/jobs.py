@@ -35,12 +35,20 @@ from backends.base import (
 )
 from backends.configdrive import ContextSpec, build_config_drive
 from backends.portmap import PortMapper
-from gateway.errors import BackendError, BackendUnavailable
+from gateway.errors import BackendError, BackendNotFound, BackendUnavailable
 from gateway.runtime import current
 from gateway.services.catalog import template_scheme
 from gateway.services.context import context_spec
 from gateway.services.ipam import port_mappings
-from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation, utcnow
+from gateway.store.models import (
+    CdmiExport,
+    EntityMixin,
+    EntityRow,
+    Image,
+    Lease,
+    Operation,
+    utcnow,
+)
 from occi import infrastructure as infra
 
 log = logging.getLogger(__name__)
@@ -388,6 +396,32 @@ def _save(driver: HostDriver, job: Job) -> ComputeInfo:
     return driver.compute_info(compute_id)
 
 
+@dataclass(frozen=True)
+class ConsoleTail:
+    """What :func:`read_console` answers: the end of the console, or why it cannot be read."""
+
+    text: str
+    error: str | None = None
+
+
+def read_console(compute_id: str, max_bytes: int) -> ConsoleTail:
+    """The last ``max_bytes`` of the compute's serial console, read on its host (the log is a
+    file there), for the API (see :meth:`gateway.queue.JobQueue.call`). A compute without a
+    domain on the host (not provisioned yet, or gone) has printed nothing: ""."""
+    with current().store.session() as session:
+        row = session.get(EntityRow, compute_id)
+        host = row.host if row is not None else None
+    if host is None:
+        return ConsoleTail("")
+    try:
+        return ConsoleTail(current().driver(host).console_log(compute_id, max_bytes))
+    except BackendNotFound:
+        return ConsoleTail("")
+    except BackendError as exc:
+        log.warning("console of %s unreadable: %s", compute_id, exc.message)
+        return ConsoleTail("", exc.message)
+
+
 def act_on_compute(compute_id: str, operation_id: str) -> None:
     """start / stop / restart / suspend / save / resize."""
     job = _start(compute_id, operation_id, "{verb} in progress")
@@ -437,8 +471,28 @@ def provision_storage(storage_id: str, operation_id: str) -> None:
     if job is None:
         return
     with _outcome(job):
-        _driver(job).ensure_volume(volume_spec(job.entity))
+        driver = _driver(job)
+        driver.ensure_volume(volume_spec(job.entity))
+        _fill_cdmi_export(driver, storage_id)
         _finish(job, "online")
+
+
+def _fill_cdmi_export(driver: HostDriver, storage_id: str) -> None:
+    """A storage that exports a CDMI container gets the container's image (see
+    :mod:`gateway.services.cdmi_exports`); the blob store must be readable here (all-in-one,
+    or blob_dir on a shared file system)."""
+    from backends.blobfs import FilesystemBlobStore
+    from gateway.services.cdmi_exports import build_image, container_files
+
+    context = current()
+    with context.store.session() as session:
+        export = session.scalar(select(CdmiExport).where(CdmiExport.storage_id == storage_id))
+        container_id = export.container_id if export is not None else None
+    if container_id is None:
+        return
+    files = container_files(context.store, container_id)
+    blobs = FilesystemBlobStore(context.config.effective_blob_dir)
+    driver.upload_volume(storage_id, build_image(files, blobs))
 
 
 def act_on_storage(storage_id: str, operation_id: str) -> None:

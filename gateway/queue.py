@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import redis
 from rq import Queue, Retry
+from rq.results import Result
 
 from gateway.config import Config
-from gateway.errors import ServiceUnavailable
+from gateway.errors import BackendError, ServiceUnavailable
+
+T = TypeVar("T")
 
 GENERAL_QUEUE = "nimbo.general"
+CALL_RESULT_TTL = 60
+"""Seconds the result of a :meth:`JobQueue.call` stays in Redis: only its caller reads it."""
 
 
 def host_queue_name(host: str) -> str:
@@ -65,6 +70,37 @@ class JobQueue:
                 else None,
                 description=f"{job.__name__}({entity_id})",
             )
+
+    def call(self, host: str, job: Callable[..., T], *args: Any, wait: int) -> T:
+        """Run ``job(*args)`` on the worker of ``host`` and return what it returns: a quick
+        read the API needs from a hypervisor host it cannot reach itself (a console log).
+
+        The job goes to the front of the host's queue (a read changes nothing, so it need not
+        wait for the jobs queued before it, only for the one running) and is dropped unless a
+        worker starts it within ``wait`` seconds; its result is kept only briefly. Raises
+        ServiceUnavailable (retry after ``wait`` seconds) when no result comes within ``wait``
+        seconds, and BackendError when the job failed on the worker (its log says why).
+        """
+        with redis_errors():
+            queued = self.queue(host).enqueue_call(
+                job,
+                args=args,
+                timeout=wait,
+                ttl=wait,
+                result_ttl=CALL_RESULT_TTL,
+                failure_ttl=CALL_RESULT_TTL,
+                at_front=True,
+                description=f"{job.__name__}{args!r}",
+            )
+            result = queued.latest_result(timeout=wait)
+        if result is None:
+            raise ServiceUnavailable(
+                f"the worker of host {host} did not answer within {wait} s; try again",
+                retry_after=wait,
+            )
+        if result.type is not Result.Type.SUCCESSFUL:
+            raise BackendError(f"{job.__name__} failed on the worker of host {host}")
+        return cast(T, result.return_value)
 
     def ping(self) -> None:
         with redis_errors():

@@ -120,6 +120,17 @@ SAVE = Action(
     ),
 )
 
+CONSOLE_ATTRIBUTE = "org.nimbostratus.compute.console"
+"""A compute's attribute naming where its serial console log is read: ``GET`` on that location
+answers the end of the log as text/plain (see :func:`console_location`). Set by the server.
+
+An attribute rather than an HTTP ``Link`` header: in the text/occi rendering the ``Link``
+header *is* OCCI's rendering of an entity's links and action invocations, so clients would
+read one more as an OCCI link of the compute (to an entity that is none), while an attribute
+renders the same way in every media type (OCCI-OS advertised its VNC console alike, as
+``org.openstack.compute.console.vnc``). Its value is a path, like ``occi.core.source``.
+"""
+
 COMPUTE = Kind(
     INFRA,
     "compute",
@@ -157,8 +168,21 @@ COMPUTE = Kind(
             description="CPU speed in GHz (OCCI 1.1; accepted, not used)",
         ),
         *_state_attrs("occi.compute", ("active", "inactive", "suspended", "error"), "inactive"),
+        A(
+            CONSOLE_ATTRIBUTE,
+            T.STRING,
+            mutable=False,
+            description="Location of the serial console log (GET: text/plain, ?bytes=N: the "
+            "last N bytes)",
+        ),
     ),
 )
+
+
+def console_location(compute_id: str) -> str:
+    """Path of a compute's serial console log (the value of :data:`CONSOLE_ATTRIBUTE`)."""
+    return f"{COMPUTE.location}{compute_id}/console"
+
 
 # --- storage ----------------------------------------------------------------------------
 

@@ -16,9 +16,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from auth.principal import Principal
+from backends.base import DEFAULT_CONSOLE_BYTES
 from gateway import jobs
 from gateway.config import Config
 from gateway.errors import (
+    BackendError,
     Conflict,
     InvalidAttribute,
     InvalidRequest,
@@ -59,6 +61,12 @@ from occi.registry import Registry
 from occi.validation import canonical_attributes, check_attributes, coerce, definitions
 
 Job = tuple[str | None, JobFunc, str, str]
+
+CONSOLE_WAIT_SECONDS = 10
+"""How long a console read waits for the host's worker before answering 503 (to become the
+setting ``console_wait`` in :mod:`gateway.defaults`)."""
+CONSOLE_MAX_BYTES = 1024 * 1024
+"""The most of a console log one read returns; a larger ``?bytes=`` gets this much."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,25 @@ class OcciService:
         if entity.kind.type_id != kind.type_id:
             raise NotFound(f"no {kind.term} {entity_id}")
         return entity
+
+    def console(self, principal: Principal, compute_id: str, max_bytes: int | None) -> str:
+        """The end of a compute's serial console: its last ``max_bytes`` bytes (default
+        ``DEFAULT_CONSOLE_BYTES``, at most :data:`CONSOLE_MAX_BYTES`), read by the worker of
+        the compute's host, where the log is (ServiceUnavailable when it does not answer in
+        :data:`CONSOLE_WAIT_SECONDS`). NotFound as for :meth:`get`."""
+        if max_bytes is not None and max_bytes < 1:
+            raise InvalidRequest(f"bytes must be a positive whole number, not {max_bytes}")
+        size = min(max_bytes or DEFAULT_CONSOLE_BYTES, CONSOLE_MAX_BYTES)
+        with self.store.read() as reader:
+            row = _visible_to(principal, infra.COMPUTE, compute_id, find(reader, compute_id))
+        if row.host is None:
+            return ""  # never placed: no host has a console of it
+        tail = self.queue.call(
+            row.host, jobs.read_console, compute_id, size, wait=CONSOLE_WAIT_SECONDS
+        )
+        if tail.error is not None:
+            raise BackendError(f"console of compute {compute_id}: {tail.error}")
+        return tail.text
 
     def _full(
         self,

@@ -98,6 +98,8 @@ def _attributes(row: EntityRecord, kind: Kind) -> dict[str, object]:
         attrs[state_name] = row.state
         if row.state_message:
             attrs[f"{state_name}.message"] = row.state_message
+    if kind.type_id == infra.COMPUTE.type_id:
+        attrs[infra.CONSOLE_ATTRIBUTE] = infra.console_location(row.id)
     return attrs
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import LimitedStream
 
 from auth.flask import current_principal
 from gateway import __version__
@@ -31,7 +32,7 @@ from gateway.errors import (
 )
 from occi.core import ActionRequest, Category, Entity, Kind, Mixin, RenderContext
 from occi.http.errors import extra_headers, status_for
-from occi.infrastructure import KINDS
+from occi.infrastructure import COMPUTE, KINDS
 from occi.rendering import JSON, OCCI_JSON, TEXT_PLAIN, Rendered, Renderer
 from occi.rendering.negotiation import negotiate, occi_version_ok, parser_for, renderer_for
 
@@ -46,6 +47,7 @@ SERVER_HEADER = f"nimbostratus/{__version__} OCCI/1.2 OCCI/1.1"
 # Flask routes HEAD to every GET view; it must read like GET (Werkzeug drops the body).
 READ_METHODS = ("GET", "HEAD")
 KIND_LOCATIONS: dict[str, Kind] = {k.location: k for k in KINDS if k.location}
+UNREAD_BODY_DRAIN = 16 * 1024 * 1024
 
 
 # --- plumbing ---------------------------------------------------------------------------
@@ -108,12 +110,35 @@ def _server_header(response: Response) -> Response:
     # RFC 9110 spelling ("201 Created").
     with contextlib.suppress(ValueError):
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
+    if response.status_code >= 400 and request.content_length:
+        _drain_unread_body()
     if request.blueprint != "cdmi":  # CDMI answers name their own types
         response.headers.setdefault(
             "Accept",
             ", ".join(("text/plain", "text/occi", "text/uri-list", "application/occi+json")),
         )
     return response
+
+
+def _drain_unread_body() -> None:
+    """Read and drop what a refused request's body still holds (up to UNREAD_BODY_DRAIN).
+
+    gunicorn drains at most 64 KiB of a body the application left unread and then closes the
+    connection, though it has answered ``Connection: keep-alive`` (it ignores an application's
+    ``Connection`` header): the client's next request on it fails. Beyond the bound the
+    connection is lost either way; clients retry on a new one."""
+    stream: Any
+    try:
+        stream = request.stream
+    except HTTPException:  # over MAX_CONTENT_LENGTH: werkzeug will not hand the stream out
+        stream = LimitedStream(request.environ["wsgi.input"], request.content_length or 0)
+    drained = 0
+    with contextlib.suppress(OSError, HTTPException, ValueError):
+        while drained < UNREAD_BODY_DRAIN:
+            chunk = stream.read(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
 
 
 def render_error(error: NimboError) -> Response:
@@ -220,6 +245,28 @@ def dispatch(path: str) -> Any:
     if registry.by_location(full + "/") is not None:
         return redirect(full + "/", code=301)
     raise NotFound(f"nothing at {full}")
+
+
+@bp.route(f"{COMPUTE.location}<compute_id>/console", methods=["GET", "POST", "PUT", "DELETE"])
+def console(compute_id: str) -> Response:
+    """The end of a compute's serial console log, as text/plain (UTF-8) whatever the ``Accept``
+    (a log is no OCCI rendering); ``?bytes=N``: its last N bytes. Compute renderings advertise
+    this location in the attribute :data:`~occi.infrastructure.CONSOLE_ATTRIBUTE` (which says
+    why an attribute and not a ``Link`` header)."""
+    if request.method not in READ_METHODS:
+        raise MethodNotAllowed(f"{request.method} is not defined on a console", READ_METHODS)
+    occi, _ = _services()
+    text = occi.console(current_principal(), compute_id, _console_bytes())
+    return Response(text, content_type="text/plain; charset=utf-8")
+
+
+def _console_bytes() -> int | None:
+    raw = request.args.get("bytes")
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[0-9]+", raw):
+        raise InvalidRequest(f"bytes must be a positive whole number, not {raw[:40]!r}")
+    return int(raw)
 
 
 def _collection(category: Kind | Mixin) -> Response:

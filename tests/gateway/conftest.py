@@ -13,9 +13,10 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -48,6 +49,7 @@ OS_SCHEME = "http://schemas.nimbostratus.org/occi/os_tpl#"
 RESOURCE_SCHEME = "http://schemas.nimbostratus.org/occi/resource_tpl#"
 IMAGE = "debian12"
 OCCI_JSON = "application/occi+json"
+T = TypeVar("T")
 
 
 def host_file_uri(host: str) -> str:
@@ -194,11 +196,26 @@ class Node:
 
     # the worker side
 
-    def run_jobs(self) -> None:
-        """Drain every host queue and the general queue in this process."""
-        names = [host_queue_name(h) for h in self.hosts] + [GENERAL_QUEUE]
-        worker = BurstWorker(names, connection=self.connection)
+    def run_jobs(self, hosts: Sequence[str] | None = None) -> None:
+        """Drain the queues of ``hosts`` (default: every host) and the general queue in this
+        process."""
+        names = [host_queue_name(h) for h in (self.hosts if hosts is None else hosts)]
+        worker = BurstWorker([*names, GENERAL_QUEUE], connection=self.connection)
         worker.work(burst=True, logging_level="WARNING")
+
+    def while_working(self, call: Callable[[], T], *, hosts: Sequence[str] | None = None) -> T:
+        """``call()``, a request that waits for a host's worker to answer (a console read), run
+        in another thread while this one works the queues of ``hosts`` (default: all), as the
+        hosts' workers would. RQ's worker stays in the main thread: it installs signal
+        handlers. The request bounds the wait itself (it answers 503 when nobody works)."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            answer = pool.submit(call)
+            while True:
+                self.run_jobs(hosts)
+                try:
+                    return answer.result(timeout=0.05)
+                except TimeoutError:  # not answered yet: more work may have come
+                    continue
 
     def driver(self, host: str = "host-a") -> HostDriver:
         """The worker's own driver of ``host`` (the test driver's state is per connection)."""

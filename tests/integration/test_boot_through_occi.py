@@ -3,8 +3,9 @@
 Everything goes through the OCCI API (text/plain creates, actions and deletes through Flask's
 test client), the store and RQ jobs run by an in-process worker; the appliance is the
 ``os_tpl`` image. What the guest got is read from its own report on the serial console
-(``console_log``, see appliances/init): hostname, every NIC with its MAC and address, every
-disk with its size, digests of the user data and the SSH key. Guests are TCG (``virt_type
+(``console_log``, see appliances/init; once also through the API, ``GET /compute/<id>/console``):
+hostname, every NIC with its MAC and address, every disk with its size, digests of the user
+data and the SSH key. Guests are TCG (``virt_type
 'qemu'``), on isolated networks; the tests never send a packet to them, they read consoles.
 The host does hold the gateway address on such a network's bridge (the ``<ip>`` libvirt gets
 from an ipnetwork; dnsmasq then serves DNS there, no DHCP): the tests check that the root
@@ -30,7 +31,9 @@ import pytest
 from backends.base import PowerState, config_drive_volume_id
 from gateway.jobs import root_volume_id
 from gateway.services.context import default_hostname
-from tests.appliance.report import Report, console_lines
+from gateway.services.entities import CONSOLE_MAX_BYTES
+from occi.infrastructure import CONSOLE_ATTRIBUTE
+from tests.appliance.report import BEGIN, Report, console_lines
 from tests.gateway.conftest import (
     INFRA,
     basic,
@@ -146,6 +149,14 @@ def boot_one_guest(cloud: Cloud, network: str, disk: str) -> tuple[str, Report]:
     lines = cloud.console(compute).lines()
     assert f"NIMBO-USERDATA-RAN {HOSTNAME}" in lines
     assert [line for line in lines if "NIMBO-ERROR" in line] == []
+
+    # the same console through the API, where the compute advertises it: read by the worker
+    console = cloud.attributes(compute)[CONSOLE_ATTRIBUTE]
+    response = node.while_working(lambda: node.get(f"{console}?bytes={CONSOLE_MAX_BYTES}"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    through_api = console_lines(response.get_data(as_text=True))
+    assert {BEGIN, f"hostname={HOSTNAME}", f"NIMBO-USERDATA-RAN {HOSTNAME}"} <= set(through_api)
     return compute, report
 
 
