@@ -60,7 +60,8 @@ def read(
 
 
 def wait_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker that does not answer is given up on after 1 s (not 10) in these tests."""
+    """A worker that does not answer is given up on after 1 s (not 10) in these tests. (When
+    the wait becomes a setting in gateway.defaults, pass it to ``make_node`` instead.)"""
     monkeypatch.setattr(entities, "CONSOLE_WAIT_SECONDS", 1)
 
 
