@@ -8,7 +8,7 @@ functions, no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -238,11 +238,3 @@ def document(
     if selection.everything:
         return full
     return {name: full[name] for name in selection.fields if name in full}
-
-
-def children_slice(names: Sequence[str], total: int, first: int) -> tuple[str, list[str]]:
-    """``childrenrange`` text and the listed names for a slice starting at ``first``."""
-    if not names:
-        return "", []
-    del total
-    return f"{first}-{first + len(names) - 1}", list(names)

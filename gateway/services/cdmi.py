@@ -61,7 +61,6 @@ from gateway.store.models import CdmiObjectRow
 
 ROOT_OWNER = "administrator"
 T = CdmiObjectRow.__table__.c
-_BY_PATH = select(CdmiObjectRow.__table__).where(T.path == func.coalesce(None, T.path))
 
 
 def _now() -> datetime:
@@ -374,8 +373,6 @@ class CdmiService:
             selection.wants("value") or selection.wants("valuerange") or selection.value_range
         ):
             result.value = self._value_read(state, selection)
-            if not selection.wants("value"):
-                result.value = replace(result.value, start=result.value.start)
         return result
 
     def _shown(self, target: Target) -> str:
@@ -777,8 +774,6 @@ class CdmiService:
                     row.encoding = "base64"
                 else:
                     row.encoding = encoding or (row.encoding if not created else "utf-8")
-                    if row.encoding == "utf-8" and encoding is None and not created:
-                        pass
                 publish = blob
                 row.size = blob.size
             session.flush()
@@ -1192,7 +1187,7 @@ class CdmiService:
         metadata_in = body.get("metadata")
         if metadata_in is not None:
             metadata_in = check_metadata(metadata_in)
-        staged: list[StagedBlob] = []
+        staged: list[tuple[str, StagedBlob]] = []
         try:
             with self.store.session(write=True) as session:
                 source = self._source(session, principal, source_uri)
@@ -1218,7 +1213,7 @@ class CdmiService:
                             )
                         self._require(state_of(existing), principal, acl.WRITE_OBJECT, "write")
                         blob = self.blobs.stage_copy(source.id)
-                        staged.append(blob)
+                        staged.append((existing.id, blob))
                         existing.size, existing.encoding = blob.size, source.encoding
                         existing.mimetype = source.mimetype
                         existing.metadata_ = (
@@ -1247,14 +1242,12 @@ class CdmiService:
                 if metadata_in is not None:
                     copied.metadata_ = metadata_in
                 session.flush()
-                for blob_id, blob in zip(self._published_ids, staged, strict=True):
+                for blob_id, blob in staged:
                     blob.publish(blob_id)
                 return Written(True, state_of(copied), copied.parent_id)
         finally:
-            for blob in staged:
+            for _, blob in staged:
                 blob.discard()
-
-    _published_ids: list[str]
 
     def _copy_tree(
         self,
@@ -1263,12 +1256,11 @@ class CdmiService:
         source: CdmiObjectRow,
         parent: CdmiObjectRow | None,
         path: str | None,
-        staged: list[StagedBlob],
+        staged: list[tuple[str, StagedBlob]],
         *,
         skip_snapshots: bool = True,
     ) -> CdmiObjectRow:
         """A new object (and for containers, a new subtree) with new IDs; values staged."""
-        self._published_ids = []
         copied = self._copy_one(session, principal, source, parent, path, staged)
         if source.kind == CONTAINER and source.path is not None and path is not None:
             descendants = session.scalars(
@@ -1296,7 +1288,7 @@ class CdmiService:
         source: CdmiObjectRow,
         parent: CdmiObjectRow | None,
         path: str | None,
-        staged: list[StagedBlob],
+        staged: list[tuple[str, StagedBlob]],
     ) -> CdmiObjectRow:
         row = self._new_row(principal, parent, path, source.kind)
         row.mimetype, row.encoding, row.size = source.mimetype, source.encoding, source.size
@@ -1306,8 +1298,7 @@ class CdmiService:
             row.acl = list(source.acl or [])
         self._flush_new(session, row)
         if source.kind == DATAOBJECT:
-            staged.append(self.blobs.stage_copy(source.id))
-            self._published_ids.append(row.id)
+            staged.append((row.id, self.blobs.stage_copy(source.id)))
         return row
 
     def move(
@@ -1416,15 +1407,15 @@ class CdmiService:
             )
             session.execute(delete(CdmiObjectRow).where(_like_prefix(snap_path)))
             session.flush()
-        staged: list[StagedBlob] = []
+        staged: list[tuple[str, StagedBlob]] = []
         try:
             snap = self._copy_tree(session, principal, row, holder, snap_path, staged)
             snap.owner = row.owner
             session.flush()
-            for blob_id, blob in zip(self._published_ids, staged, strict=True):
+            for blob_id, blob in staged:
                 blob.publish(blob_id)
         finally:
-            for blob in staged:
+            for _, blob in staged:
                 blob.discard()
         for blob_id in stale:
             self.blobs.delete(blob_id)
