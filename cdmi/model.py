@@ -74,6 +74,12 @@ def check_name(name: str) -> None:
         raise InvalidRequest(f"object name longer than {MAX_NAME_BYTES} bytes")
 
 
+def parent_path(path: str) -> str:
+    """The path of the container holding ``path`` (both below the root; ``""``: the root)."""
+    trimmed = path.rstrip("/")
+    return trimmed.rsplit("/", 1)[0] + "/" if "/" in trimmed else ""
+
+
 def timestamp(moment: datetime) -> str:
     """``YYYY-MM-DDThh:mm:ss.ffffffZ`` (UTC, six fraction digits)."""
     if moment.tzinfo is None:  # SQLite hands back naive UTC
@@ -165,10 +171,7 @@ class ObjectState:
 
     @property
     def parent_path(self) -> str | None:
-        if not self.path:
-            return None
-        trimmed = self.path.rstrip("/")
-        return trimmed.rsplit("/", 1)[0] + "/" if "/" in trimmed else ""
+        return parent_path(self.path) if self.path else None
 
     @property
     def media(self) -> CdmiType:

@@ -22,9 +22,10 @@ from flask import Blueprint, Response, current_app, g, request, stream_with_cont
 from werkzeug.exceptions import HTTPException
 
 from auth.flask import current_principal
-from cdmi.http.errors import cdmi_status, error_body
+from cdmi.http.errors import error_body
 from cdmi.paths import BY_ID, CAPABILITIES, DOMAINS, ID_ROOT, PATH, Target, target
 from cdmi.request import (
+    SUPPORTED_VERSIONS,
     VERSION_HEADER,
     CdmiType,
     MediaType,
@@ -46,7 +47,7 @@ from gateway.errors import (
     PayloadTooLarge,
 )
 from gateway.services.cdmi import Redirect
-from occi.http.errors import extra_headers
+from occi.http.errors import extra_headers, status_for
 
 if TYPE_CHECKING:
     from gateway.services.cdmi import CdmiService, ReadResult, ValueRead, Written
@@ -67,6 +68,7 @@ def _service() -> CdmiService:
 
 @bp.before_request
 def _negotiate() -> None:
+    g.cdmi_mode = VERSION_HEADER in request.headers  # also when negotiation fails below
     g.cdmi_version = negotiate_version(request.headers.get(VERSION_HEADER))
     g.cdmi_content = media_type(request.headers.get("Content-Type"))
     accepted = accepted_cdmi(request.headers.get("Accept"))
@@ -90,20 +92,21 @@ def _negotiate() -> None:
 @bp.after_request
 def _version_header(response: Response) -> Response:
     if g.get("cdmi_mode"):
-        response.headers[VERSION_HEADER] = g.get("cdmi_version") or "1.1.1"
+        # the negotiated version; none in common: ours, listed (the client may retry)
+        response.headers[VERSION_HEADER] = g.get("cdmi_version") or (
+            ", ".join(SUPPORTED_VERSIONS) if VERSION_HEADER in request.headers else "1.1.1"
+        )
     return response
 
 
 def _error(error: NimboError) -> Response:
-    status = cdmi_status(error)
+    status = status_for(error)
     if status >= 500:
         log.warning("%s %s: %s", request.method, request.path, error.message)
     response = Response(json.dumps(error_body(error)), status, mimetype="application/json")
     realm = current_app.config.get("NIMBO_AUTH_REALM", "nimbostratus")
     for name, value in extra_headers(error, realm):
         response.headers[name] = value
-    if status == 400 and "version" in error.message.lower():
-        response.headers[VERSION_HEADER] = "1.1.1, 1.1, 1.0.2"
     return response
 
 
@@ -266,7 +269,7 @@ def _cdmi_response(result: ReadResult, status: int = 200) -> Response:
     return Response(stream_with_context(body), status, content_type=media)
 
 
-def _written(written: Written, produced: CdmiType) -> Response:
+def _written(written: Written) -> Response:
     if not written.created:
         return _empty(204)
     service = _service()
@@ -323,17 +326,14 @@ def cdmi(subpath: str) -> Response:
     if cdmi_type == CdmiType.CONTAINER:
         if where.kind == PATH and not where.slash:
             raise InvalidRequest("a container URL ends with '/'")
-        return _written(
-            service.put_container(principal, where, _json_body(), _query()), CdmiType.CONTAINER
-        )
+        return _written(service.put_container(principal, where, _json_body(), _query()))
     if cdmi_type == CdmiType.OBJECT:
         if where.slash:
             raise InvalidRequest(
                 f"{CdmiType.OBJECT} is for data objects; a URL ending in '/' names a container"
             )
         return _written(
-            service.put_object(principal, where, _json_body(), _query(), partial=_partial()),
-            CdmiType.OBJECT,
+            service.put_object(principal, where, _json_body(), _query(), partial=_partial())
         )
     if cdmi_type is not None:
         raise InvalidRequest(f"PUT of {cdmi_type} is not offered here (its capability is absent)")
@@ -342,7 +342,7 @@ def cdmi(subpath: str) -> Response:
     if where.slash:
         if request.content_length:
             raise InvalidRequest("a plain PUT of a container URL takes no body")
-        return _written(service.put_container(principal, where, {}, _query()), CdmiType.CONTAINER)
+        return _written(service.put_container(principal, where, {}, _query()))
     mimetype = content.raw if content is not None else None
     charset = content.charset if content is not None else None
     written = service.put_plain(
@@ -358,7 +358,7 @@ def cdmi(subpath: str) -> Response:
         response = _empty(201)
         response.headers["Location"] = _absolute(service.uri_of(written.state))
         return response
-    return _written(written, CdmiType.OBJECT)
+    return _written(written)
 
 
 def _post(where: Target) -> Response:
@@ -370,7 +370,7 @@ def _post(where: Target) -> Response:
         cdmi_type is None and where.kind == ID_ROOT and g.cdmi_mode
     ):
         written = service.post_object(principal, where, _json_body())
-        return _written(written, CdmiType.OBJECT)
+        return _written(written)
     if cdmi_type == CdmiType.CONTAINER:
         raise InvalidRequest("POST of a container is not offered here; create it with PUT")
     if cdmi_type is not None:
@@ -407,7 +407,8 @@ def _get(where: Target) -> Response:
     if result.state.kind != "dataobject":
         g.cdmi_mode = True
         return _cdmi_response(result)
-    state, reader = service.read_plain(principal, where)
+    state = result.state
+    reader = service.plain_reader(principal, state)
     return _plain_value(state.size, state.mimetype, state.encoding, reader)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,6 +47,7 @@ from cdmi.model import (
     check_name,
     document,
     merge_metadata,
+    parent_path,
 )
 from cdmi.paths import BY_ID, CAPABILITIES, DOMAINS, ID_ROOT, PATH, Target
 from cdmi.request import CdmiType, Selection
@@ -196,7 +198,7 @@ def subject(principal: Principal) -> acl.Subject:
     return acl.Subject(principal.name, principal.groups, principal.is_admin)
 
 
-def _like_prefix(prefix: str) -> Any:
+def path_under(prefix: str) -> Any:
     """Rows whose path starts with ``prefix`` (no LIKE wildcards: names may hold % and _)."""
     return func.substr(T.path, 1, len(prefix)) == prefix
 
@@ -452,14 +454,13 @@ class CdmiService:
             return iter(())
         return self.blobs.read(read.object_id, read.start, read.end)
 
-    def read_plain(
-        self, principal: Principal, target: Target
-    ) -> tuple[ObjectState, Callable[[int, int], Iterator[bytes]]]:
-        """A plain-HTTP read of a data object: the state and a byte-range reader."""
-        result = self.read(principal, target, Selection(("objectID",)))
-        state = result.state
+    def plain_reader(
+        self, principal: Principal, state: ObjectState
+    ) -> Callable[[int, int], Iterator[bytes]]:
+        """For a plain-HTTP read of a data object :meth:`read` returned: a byte-range reader
+        of its value (the value's own bytes, so reading it takes READ_OBJECT)."""
         self._require(state, principal, acl.READ_OBJECT, "read")
-        return state, lambda start, end: self.value(ValueRead(state.id, start, end, "base64"))
+        return lambda start, end: self.value(ValueRead(state.id, start, end, "base64"))
 
     def read_special(self, target: Target, *, legacy: bool) -> ReadResult:
         """Capability objects and the domain tree (server-made, read-only)."""
@@ -575,15 +576,12 @@ class CdmiService:
     def _parent(
         self, session: Session, path: str, principal: Principal, mask: int
     ) -> CdmiObjectRow:
-        trimmed = path.rstrip("/")
-        parent_path = trimmed.rsplit("/", 1)[0] + "/" if "/" in trimmed else ""
-        parent = session.scalars(
-            select(CdmiObjectRow).where(CdmiObjectRow.path == parent_path)
-        ).first()
+        holder = parent_path(path)
+        parent = session.scalars(select(CdmiObjectRow).where(CdmiObjectRow.path == holder)).first()
         if parent is None:
-            raise NotFound(f"the parent container {self.root_uri}{parent_path} does not exist")
+            raise NotFound(f"the parent container {self.root_uri}{holder} does not exist")
         if parent.kind != CONTAINER:
-            raise NotFound(f"{self.root_uri}{parent_path.rstrip('/')} is not a container")
+            raise NotFound(f"{self.root_uri}{holder.rstrip('/')} is not a container")
         what = "create containers in" if path.endswith("/") else "create data objects in"
         self._require(state_of(parent), principal, mask, what)
         return parent
@@ -663,14 +661,13 @@ class CdmiService:
                 "PUT needs an object ID or a path; POST to cdmi_objectid/ creates an object by ID"
             )
         operation = _operation(body)
-        if operation in ("reference", "serialize", "deserialize", "deserializevalue"):
-            raise InvalidRequest(f"{operation} is not offered here (its capability is absent)")
         if operation == "move":
             return self.move(principal, target, str(body["move"]), body, kind=DATAOBJECT)
         if operation == "copy":
             return self.copy(principal, target, str(body["copy"]), body, kind=DATAOBJECT)
         staged = self._stage_value(body, selection) if "value" in body else None
-        with _discarding(staged):
+        blob = staged[0] if staged else None
+        with blob if blob is not None else contextlib.nullcontext():  # discarded unless published
             return self._write_object(principal, target, body, selection, staged, partial)
 
     def _stage_value(
@@ -707,18 +704,8 @@ class CdmiService:
         staged: tuple[StagedBlob | None, bytes, str | None] | None,
         partial: bool,
     ) -> Written:
-        metadata_in = body.get("metadata")
-        explicit_acl = None
-        if metadata_in is not None:
-            if not isinstance(metadata_in, dict):
-                raise InvalidRequest("metadata must be a JSON object")
-            explicit_acl = metadata_in.get("cdmi_acl")
-            if explicit_acl is not None:
-                acl.parse(explicit_acl)
-            metadata_in = check_metadata(metadata_in)
-        mimetype = body.get("mimetype")
-        if mimetype is not None and (not isinstance(mimetype, str) or "/" not in mimetype):
-            raise InvalidRequest("mimetype must be a media type such as text/plain")
+        metadata_in, explicit_acl = _metadata_of(body)
+        mimetype = _mimetype_of(body)
         _check_domain(body, self.root_uri)
         _check_capabilities_uri(body, self.root_uri, DATAOBJECT)
         extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
@@ -757,7 +744,7 @@ class CdmiService:
                     else metadata_in
                 )
             if mimetype is not None:
-                row.mimetype = mimetype.strip().lower()
+                row.mimetype = mimetype
             if extra:
                 row.extra = {**(row.extra or {}), **extra}
             if "valuetransferencoding" in body and staged is None:
@@ -802,16 +789,24 @@ class CdmiService:
         """CDMI POST: a server-named data object in a container, or an ID-only object."""
         _check_fields(body)
         operation = _operation(body)
-        if operation not in (None, "value", "copy", "move"):
-            raise InvalidRequest(f"{operation} is not offered here (its capability is absent)")
         if target.kind == ID_ROOT:
             if operation == "move":
                 return self.move_to_id(principal, str(body["move"]))
             if operation == "copy":
                 return self.copy(principal, None, str(body["copy"]), body, kind=DATAOBJECT)
+            metadata, explicit_acl = _metadata_of(body)
+            mimetype = _mimetype_of(body)
             staged = self._stage_value(body, Selection()) if "value" in body else None
-            with _discarding(staged):
-                return self._create_id_only(principal, body, staged)
+            blob = staged[0] if staged and staged[0] else self.blobs.stage([])
+            with blob:
+                return self._create_id_only(
+                    principal,
+                    blob,
+                    (staged[2] if staged else None) or "utf-8",
+                    mimetype,
+                    metadata or {},
+                    explicit_acl,
+                )
         container = self._container_for_post(principal, target)
         name = objectid.new(self.enterprise)
         child = Target(PATH, container + name)
@@ -831,23 +826,19 @@ class CdmiService:
     def _create_id_only(
         self,
         principal: Principal,
-        body: Mapping[str, Any],
-        staged: tuple[StagedBlob | None, bytes, str | None] | None,
+        blob: StagedBlob,
+        encoding: str,
+        mimetype: str | None,
+        metadata: dict[str, Any],
+        explicit_acl: Any,
     ) -> Written:
-        metadata_in = body.get("metadata") or {}
-        explicit_acl = metadata_in.get("cdmi_acl") if isinstance(metadata_in, dict) else None
-        metadata = check_metadata(metadata_in)
-        mimetype = body.get("mimetype")
-        if mimetype is not None and (not isinstance(mimetype, str) or "/" not in mimetype):
-            raise InvalidRequest("mimetype must be a media type such as text/plain")
+        """A data object outside the tree, reachable by its ID only, holding ``blob``."""
         with self.store.session(write=True) as session:
             row = self._new_row(principal, None, None, DATAOBJECT, explicit_acl)
             row.metadata_ = metadata
             if mimetype:
-                row.mimetype = mimetype.lower()
-            blob = staged[0] if staged else self.blobs.stage([])
-            assert blob is not None
-            row.encoding = (staged[2] if staged else None) or "utf-8"
+                row.mimetype = mimetype
+            row.encoding = encoding
             row.size = blob.size
             self._flush_new(session, row)
             blob.publish(row.id)
@@ -874,31 +865,24 @@ class CdmiService:
                 self._check_slash(reader, target)
                 path = self._path_of(target, reader)
                 self._check_new_path(path, target)
-                parent_path = path.rstrip("/").rsplit("/", 1)[0] + "/" if "/" in path else ""
-                parent = self._by_path(reader, parent_path)
+                holder = parent_path(path)
+                parent = self._by_path(reader, holder)
                 if parent is None or parent["kind"] != CONTAINER:
-                    raise NotFound(
-                        f"the parent container {self.root_uri}{parent_path} does not exist"
-                    )
+                    raise NotFound(f"the parent container {self.root_uri}{holder} does not exist")
                 self._require(state_of(parent), principal, acl.ADD_OBJECT, "create data objects in")
             else:
                 state = state_of(existing)
                 if state.kind != DATAOBJECT:
                     raise InvalidRequest(f"{self.uri_of(state)} is a container")
                 self._require(state, principal, acl.WRITE_OBJECT, "write")
-        encoding = "utf-8" if charset == "utf-8" else "base64"
-        validator = _Utf8Check() if encoding == "utf-8" else None
-        source = validator.wrap(chunks) if validator else chunks
         if content_range is None:
-            staged: StagedBlob | None = self.blobs.stage(source)
-            with _discarding((staged, b"", None)):
-                if validator is not None and not validator.valid:
-                    encoding = "base64"
+            staged, encoding = self._stage_upload(chunks, charset)
+            with staged:
                 return self._commit_plain(
                     principal, target, staged, mimetype, encoding, None, partial
                 )
-        # A range write patches the current value under the row lock.
-        data_chunks = list(source) if content_range[1] - content_range[0] <= 1 << 24 else source
+        # A range write patches the current value under the row lock (and makes it base64).
+        data_chunks = list(chunks) if content_range[1] - content_range[0] <= 1 << 24 else chunks
         return self._commit_plain(
             principal, target, None, mimetype, "base64", (content_range[0], data_chunks), partial
         )
@@ -917,16 +901,20 @@ class CdmiService:
             container = self._container_for_post(principal, target)
             child = Target(PATH, container + objectid.new(self.enterprise))
             return self.put_plain(principal, child, chunks, mimetype, charset, None)
-        validator = _Utf8Check() if charset == "utf-8" else None
-        staged = self.blobs.stage(validator.wrap(chunks) if validator else chunks)
-        with staged, self.store.session(write=True) as session:
-            row = self._new_row(principal, None, None, DATAOBJECT)
-            row.mimetype = mimetype or "application/octet-stream"
-            row.encoding = "utf-8" if validator is not None and validator.valid else "base64"
-            row.size = staged.size
-            self._flush_new(session, row)
-            staged.publish(row.id)
-            return Written(True, state_of(row), None)
+        staged, encoding = self._stage_upload(chunks, charset)
+        with staged:
+            return self._create_id_only(
+                principal, staged, encoding, mimetype or "application/octet-stream", {}, None
+            )
+
+    def _stage_upload(self, chunks: Iterable[bytes], charset: str | None) -> tuple[StagedBlob, str]:
+        """A plain-HTTP body staged as it streams in, and its transfer encoding: utf-8 when
+        the client said so and the bytes really are UTF-8, base64 otherwise."""
+        if charset != "utf-8":
+            return self.blobs.stage(chunks), "base64"
+        check = _Utf8Check()
+        staged = self.blobs.stage(check.wrap(chunks))
+        return staged, "utf-8" if check.valid else "base64"
 
     def _commit_plain(
         self,
@@ -960,7 +948,7 @@ class CdmiService:
             else:
                 row.encoding = encoding
             assert staged is not None
-            with _discarding((staged, b"", None)):
+            with staged:
                 if mimetype is not None:
                     row.mimetype = mimetype
                 elif created:
@@ -987,21 +975,11 @@ class CdmiService:
         operation = _operation(body)
         if operation == "value":
             raise InvalidRequest("containers have no value")
-        if operation in ("reference", "serialize", "deserialize", "deserializevalue"):
-            raise InvalidRequest(f"{operation} is not offered here (its capability is absent)")
         if operation == "move":
             return self.move(principal, target, str(body["move"]), body, kind=CONTAINER)
         if operation == "copy":
             return self.copy(principal, target, str(body["copy"]), body, kind=CONTAINER)
-        metadata_in = body.get("metadata")
-        explicit_acl = None
-        if metadata_in is not None:
-            if not isinstance(metadata_in, dict):
-                raise InvalidRequest("metadata must be a JSON object")
-            explicit_acl = metadata_in.get("cdmi_acl")
-            if explicit_acl is not None:
-                acl.parse(explicit_acl)
-            metadata_in = check_metadata(metadata_in)
+        metadata_in, explicit_acl = _metadata_of(body)
         exports = body.get("exports")
         if exports is not None and not isinstance(exports, dict):
             raise InvalidRequest("exports must be a JSON object keyed by protocol")
@@ -1116,13 +1094,11 @@ class CdmiService:
                 raise Forbidden(f"{principal.name} may not delete {self._describe(state)}")
             if row.kind == CONTAINER and row.path is not None:
                 subtree = session.execute(
-                    select(T.id, T.kind, T.exports).where(
-                        _like_prefix(row.path), T.path != row.path
-                    )
+                    select(T.id, T.kind).where(path_under(row.path), T.path != row.path)
                 ).all()
-                blobs = [i for i, kind, _ in subtree if kind == DATAOBJECT]
+                blobs = [i for i, kind in subtree if kind == DATAOBJECT]
                 session.execute(
-                    delete(CdmiObjectRow).where(_like_prefix(row.path), T.path != row.path)
+                    delete(CdmiObjectRow).where(path_under(row.path), T.path != row.path)
                 )
             else:
                 blobs = [row.id]
@@ -1146,7 +1122,7 @@ class CdmiService:
                 state_of(r)
                 for r in reader.execute(
                     select(CdmiObjectRow.__table__).where(
-                        _like_prefix(str(row["path"])), T.kind == CONTAINER
+                        path_under(str(row["path"])), T.kind == CONTAINER
                     )
                 ).mappings()
                 if r["exports"]
@@ -1265,7 +1241,7 @@ class CdmiService:
         if source.kind == CONTAINER and source.path is not None and path is not None:
             descendants = session.scalars(
                 select(CdmiObjectRow)
-                .where(_like_prefix(source.path), CdmiObjectRow.path != source.path)
+                .where(path_under(source.path), CdmiObjectRow.path != source.path)
                 .order_by(func.length(CdmiObjectRow.path))
             ).all()
             made: dict[str, CdmiObjectRow] = {source.id: copied}
@@ -1357,7 +1333,7 @@ class CdmiService:
             if kind == CONTAINER and old is not None:
                 session.execute(
                     update(CdmiObjectRow)
-                    .where(_like_prefix(old), CdmiObjectRow.id != source.id)
+                    .where(path_under(old), CdmiObjectRow.id != source.id)
                     .values(path=path + func.substr(CdmiObjectRow.path, len(old) + 1))
                     .execution_options(synchronize_session=False)
                 )
@@ -1401,11 +1377,11 @@ class CdmiService:
             stale = list(
                 session.scalars(
                     select(CdmiObjectRow.id).where(
-                        _like_prefix(snap_path), CdmiObjectRow.kind == DATAOBJECT
+                        path_under(snap_path), CdmiObjectRow.kind == DATAOBJECT
                     )
                 )
             )
-            session.execute(delete(CdmiObjectRow).where(_like_prefix(snap_path)))
+            session.execute(delete(CdmiObjectRow).where(path_under(snap_path)))
             session.flush()
         staged: list[tuple[str, StagedBlob]] = []
         try:
@@ -1445,12 +1421,39 @@ def _virtual_state(object_id: str, kind: str) -> ObjectState:
 
 
 def _operation(body: Mapping[str, Any]) -> str | None:
+    """The one operation field of a body (or None); 400 for two, or for one not offered."""
     given = [name for name in OPERATIONS if name in body]
     if len(given) > 1:
         raise InvalidRequest(
             f"at most one of {', '.join(OPERATIONS)} per request (got {', '.join(given)})"
         )
+    if given and given[0] not in ("value", "copy", "move"):
+        raise InvalidRequest(f"{given[0]} is not offered here (its capability is absent)")
     return given[0] if given else None
+
+
+def _metadata_of(body: Mapping[str, Any]) -> tuple[dict[str, Any] | None, Any]:
+    """The body's user metadata, checked, and its ``cdmi_acl`` (parsed here to check it),
+    each None when not given."""
+    given = body.get("metadata")
+    if given is None:
+        return None, None
+    if not isinstance(given, dict):
+        raise InvalidRequest("metadata must be a JSON object")
+    explicit_acl = given.get("cdmi_acl")
+    if explicit_acl is not None:
+        acl.parse(explicit_acl)
+    return check_metadata(given), explicit_acl
+
+
+def _mimetype_of(body: Mapping[str, Any]) -> str | None:
+    """The body's ``mimetype``, stored lower case."""
+    mimetype = body.get("mimetype")
+    if mimetype is None:
+        return None
+    if not isinstance(mimetype, str) or "/" not in mimetype:
+        raise InvalidRequest("mimetype must be a media type such as text/plain")
+    return mimetype.strip().lower()
 
 
 def _check_fields(body: Mapping[str, Any]) -> None:
@@ -1521,20 +1524,3 @@ class _Utf8Check:
                 self._decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 self.valid = False
-
-
-class _discarding:
-    """Discards a staged value when the block fails (publish makes discard a no-op)."""
-
-    def __init__(self, staged: tuple[StagedBlob | None, bytes, str | None] | None) -> None:
-        self.blob = staged[0] if staged else None
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.blob is not None:
-            self.blob.discard()
-
-
-__all__ = ["CdmiService", "ReadResult", "Redirect", "ValueRead", "Written"]

@@ -31,6 +31,7 @@ from backends.blob import BlobStore
 from cdmi import acl, objectid
 from cdmi.model import CONTAINER, DATAOBJECT, SNAPSHOTS_DIR, ObjectState
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from gateway.services.cdmi import path_under
 from gateway.store.db import Store
 from gateway.store.models import CdmiExport, CdmiObjectRow, EntityRow
 from occi import infrastructure as infra
@@ -56,11 +57,6 @@ def permissions_of(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def compute_path(url: str) -> str:
-    """``/compute/<id>`` of a compute URL (absolute or a path)."""
-    return "/compute/" + url.split("/compute/", 1)[1].strip("/")
-
-
 class OcciExports:
     """The ExportDriver of :class:`gateway.services.cdmi.CdmiService`."""
 
@@ -71,11 +67,7 @@ class OcciExports:
     def apply(
         self, principal: Principal, state: ObjectState, wanted: Mapping[str, Any]
     ) -> dict[str, Any]:
-        for protocol in wanted:
-            if protocol != PROTOCOL:
-                raise InvalidRequest(
-                    f"export protocol {protocol!r} is not offered (only {PROTOCOL})"
-                )
+        # CdmiService refused every other protocol before anything was written
         spec = wanted[PROTOCOL]
         if spec is None:
             spec = {}
@@ -115,7 +107,7 @@ class OcciExports:
         with self.store.read() as reader:
             total = reader.execute(
                 select(func.coalesce(func.sum(CdmiObjectRow.size), 0), func.count()).where(
-                    func.substr(CdmiObjectRow.path, 1, len(state.path or "")) == (state.path or "")
+                    path_under(state.path or "")
                 )
             ).one()
         size = int(total[0]) + 2048 * (int(total[1]) + 1) + (1 << 20)
@@ -217,7 +209,7 @@ def container_files(store: Store, container_id: str) -> list[tuple[str, str, str
         rows = reader.execute(
             select(CdmiObjectRow.path, CdmiObjectRow.kind, CdmiObjectRow.id, CdmiObjectRow.size)
             .where(
-                func.substr(CdmiObjectRow.path, 1, len(base)) == base,
+                path_under(base),
                 CdmiObjectRow.path != base,
             )
             .order_by(func.length(CdmiObjectRow.path), CdmiObjectRow.path)
