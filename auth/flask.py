@@ -1,15 +1,20 @@
-"""The one Flask hook of :mod:`auth`: read credentials, put the principal on ``flask.g``."""
+"""The one Flask hook of :mod:`auth`: read credentials, run the chain, set ``g.principal``."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
-from auth.local import LocalAuthenticator
+from auth.chain import AuthChain
+from auth.credentials import Credentials
 from auth.principal import Principal
 from gateway.errors import NotAuthenticated
+
+EXTENSION = "nimbostratus.auth"
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -27,6 +32,29 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` value, or None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class HeaderLookup(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+
+def credentials_from(headers: HeaderLookup, environ: Mapping[str, Any]) -> Credentials:
+    """What a request offers, from its headers and WSGI environment."""
+    authorization = headers.get("Authorization")
+    return Credentials(
+        remote_addr=str(environ.get("REMOTE_ADDR") or ""),
+        basic=basic_credentials(authorization),
+        bearer=bearer_token(authorization),
+        auth_token=(headers.get("X-Auth-Token") or "").strip() or None,
+    )
+
+
 def current_principal() -> Principal:
     principal: Principal | None = g.get("principal")
     if principal is None:
@@ -34,19 +62,18 @@ def current_principal() -> Principal:
     return principal
 
 
-def init_app(
-    app: Flask, authenticator: LocalAuthenticator, *, public_paths: tuple[str, ...] = ()
-) -> None:
+def challenge() -> str:
+    """The ``WWW-Authenticate`` value of a 401 from the current app."""
+    chain: AuthChain = current_app.extensions[EXTENSION]
+    return chain.challenge(current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url)
+
+
+def init_app(app: Flask, chain: AuthChain, *, public_paths: tuple[str, ...] = ()) -> None:
     """Authenticate every request except ``public_paths`` (prefixes)."""
+    app.extensions[EXTENSION] = chain
 
     @app.before_request
     def _authenticate() -> None:
-        if request.path.startswith(public_paths) and public_paths:
+        if public_paths and request.path.startswith(public_paths):
             return
-        credentials = basic_credentials(request.headers.get("Authorization"))
-        if credentials is None:
-            raise NotAuthenticated("authentication required: HTTP Basic with a nimbostratus user")
-        principal = authenticator.authenticate(*credentials)
-        if principal is None:
-            raise NotAuthenticated("wrong user name or password, or the account is disabled")
-        g.principal = principal
+        g.principal = chain.authenticate(credentials_from(request.headers, request.environ))

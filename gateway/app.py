@@ -8,18 +8,19 @@ from dataclasses import dataclass
 from flask import Flask
 
 import auth.flask
-from auth.local import LocalAuthenticator, UserRecord
+from auth.chain import AuthChain
 from backends.blobfs import FilesystemBlobStore
 from cdmi.http.views import bp as cdmi_blueprint
+from gateway.authentication import build_chain
 from gateway.config import Config, load_config
 from gateway.queue import JobQueue, connect
+from gateway.services.accounts import Accounts
 from gateway.services.catalog import Catalog
 from gateway.services.cdmi import CdmiService
 from gateway.services.cdmi_exports import OcciExports
 from gateway.services.entities import OcciService
 from gateway.services.mixins import MixinService
 from gateway.store.db import Store
-from gateway.store.models import User
 from occi.http.views import bp as occi_blueprint
 
 
@@ -33,19 +34,9 @@ class Nimbo:
     catalog: Catalog
     occi: OcciService
     mixins: MixinService
-    authenticator: LocalAuthenticator
+    accounts: Accounts
+    auth: AuthChain
     cdmi: CdmiService
-
-
-def user_lookup(store: Store):  # type: ignore[no-untyped-def]
-    def lookup(name: str) -> UserRecord | None:
-        with store.session() as session:
-            user = session.get(User, name)
-            if user is None:
-                return None
-            return UserRecord(user.name, user.password_hash, user.is_admin, user.disabled)
-
-    return lookup
 
 
 def build(config: Config) -> Nimbo:
@@ -54,6 +45,7 @@ def build(config: Config) -> Nimbo:
     queue = JobQueue(connect(config.effective_redis_url), config)
     catalog = Catalog(store, config)
     occi = OcciService(store, queue, catalog, config)
+    accounts = Accounts(store, admin_groups=_names(config.auth_admin_groups))
     return Nimbo(
         config,
         store,
@@ -61,7 +53,8 @@ def build(config: Config) -> Nimbo:
         catalog,
         occi,
         MixinService(store, catalog),
-        LocalAuthenticator(user_lookup(store)),
+        accounts,
+        build_chain(config, accounts),
         CdmiService(
             store,
             FilesystemBlobStore(config.effective_blob_dir),
@@ -71,6 +64,10 @@ def build(config: Config) -> Nimbo:
     )
 
 
+def _names(value: str) -> frozenset[str]:
+    return frozenset(n.strip() for n in value.split(",") if n.strip())
+
+
 def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flask:
     config = config or load_config()
     nimbo = nimbo or build(config)
@@ -78,7 +75,6 @@ def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flas
     app = Flask("nimbostratus")
     app.config.update(
         NIMBO_PUBLIC_URL=config.public_url,
-        NIMBO_AUTH_REALM=config.auth_realm,
         NIMBO_PAGE_DEFAULT=config.page_max,
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         NIMBO_CDMI_ROOT=config.cdmi_root,
@@ -86,7 +82,7 @@ def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flas
         NIMBO_CDMI_REQUIRE_VERSION=config.cdmi_require_version_header,
     )
     app.extensions["nimbostratus"] = nimbo
-    auth.flask.init_app(app, nimbo.authenticator)
+    auth.flask.init_app(app, nimbo.auth)
     app.register_blueprint(cdmi_blueprint, url_prefix=config.cdmi_root.rstrip("/"))
     app.register_blueprint(occi_blueprint)
     return app

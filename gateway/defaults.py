@@ -139,7 +139,25 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("userdata_max_bytes", 16384, int, "Largest base64 user data accepted on create."),
     Setting("max_body_bytes", 1048576, int, "Largest OCCI request body accepted (413 above)."),
+    # --- authentication ------------------------------------------------------------------
     Setting("auth_realm", "nimbostratus", str, "Realm named in WWW-Authenticate challenges."),
+    Setting(
+        "auth_methods",
+        "local",
+        str,
+        "Authenticators tried in order, comma-separated: local, ldap, oidc, x509, token.",
+    ),
+    Setting(
+        "auth_admin_groups",
+        "",
+        str,
+        "Comma-separated groups (LDAP groups, OIDC entitlements) whose members are admins.",
+    ),
+    # --- auth: LDAP (helper block) ---
+    # --- auth: OIDC (helper block) ---
+    # --- auth: X.509 and tokens (helper block) ---
+    # --- tenancy and quotas (helper block) ---
+    # --- rate limits, audit, request limits (helper block) ---
     Setting("cdmi_root", "/cdmi/", str, "URL path CDMI is served under (OCCI owns the rest)."),
     Setting(
         "cdmi_enterprise_number",

@@ -74,6 +74,19 @@ class PayloadTooLarge(ClientError):
     """A page size or body larger than the configured maximum (HTTP 413)."""
 
 
+class QuotaExceeded(Conflict):
+    """A create or resize would take a user or group past a quota (HTTP 409); the message
+    names the limit and the current use."""
+
+
+class TooManyRequests(ClientError):
+    """A principal or client address is over its request rate (HTTP 429, ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotImplementedByServer(ClientError):
     """Defined by the standard but not offered here, or client version too high (HTTP 501)."""
 

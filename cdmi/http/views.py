@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from werkzeug.exceptions import HTTPException
 
-from auth.flask import current_principal
+from auth.flask import challenge, current_principal
 from cdmi.http.errors import error_body
 from cdmi.paths import BY_ID, CAPABILITIES, DOMAINS, ID_ROOT, PATH, Target, target
 from cdmi.request import (
@@ -104,8 +104,7 @@ def _error(error: NimboError) -> Response:
     if status >= 500:
         log.warning("%s %s: %s", request.method, request.path, error.message)
     response = Response(json.dumps(error_body(error)), status, mimetype="application/json")
-    realm = current_app.config.get("NIMBO_AUTH_REALM", "nimbostratus")
-    for name, value in extra_headers(error, realm):
+    for name, value in extra_headers(error, challenge()):
         response.headers[name] = value
     return response
 

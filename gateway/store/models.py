@@ -29,15 +29,22 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """A local account; the password is an scrypt hash (see :mod:`auth.passwords`)."""
+    """An account. ``source`` is the authenticator that owns the name: ``local`` accounts have
+    an scrypt password hash (see :mod:`auth.passwords`); accounts of external identities
+    (``ldap``, ``oidc``, ``x509``) are made at their first request, with no password, and
+    remember the display name and groups their source last reported."""
 
     __tablename__ = "users"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    password_hash: Mapped[str] = mapped_column(String(256))
+    password_hash: Mapped[str] = mapped_column(String(256), default="")
+    source: Mapped[str] = mapped_column(String(16), default="local")
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Host(Base):

@@ -17,6 +17,7 @@ from gateway.errors import (
     NotImplementedByServer,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
 )
 
 STATUS: tuple[tuple[type[NimboError], int], ...] = (
@@ -28,6 +29,7 @@ STATUS: tuple[tuple[type[NimboError], int], ...] = (
     (NotAcceptable, 406),
     (Conflict, 409),
     (PayloadTooLarge, 413),
+    (TooManyRequests, 429),
     (NotImplementedByServer, 501),
     (ServiceUnavailable, 503),
     (CapacityExceeded, 503),
@@ -43,13 +45,14 @@ def status_for(error: NimboError) -> int:
     return 500
 
 
-def extra_headers(error: NimboError, realm: str) -> list[tuple[str, str]]:
-    """Headers the status obliges: challenge on 401, ``Allow`` on 405, ``Retry-After`` on 503."""
+def extra_headers(error: NimboError, challenge: str) -> list[tuple[str, str]]:
+    """Headers the status obliges: ``challenge`` (the ``WWW-Authenticate`` value) on 401,
+    ``Allow`` on 405, ``Retry-After`` on 429 and 503."""
     if isinstance(error, NotAuthenticated):
-        return [("WWW-Authenticate", f'Basic realm="{realm}"')]
+        return [("WWW-Authenticate", challenge)]
     if isinstance(error, MethodNotAllowed):
         return [("Allow", ", ".join(error.allowed))]
-    if isinstance(error, ServiceUnavailable):
+    if isinstance(error, ServiceUnavailable | TooManyRequests):
         return [("Retry-After", str(error.retry_after))]
     if isinstance(error, CapacityExceeded | BackendError):
         return [("Retry-After", "30")]

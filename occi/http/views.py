@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import LimitedStream
 
-from auth.flask import current_principal
+from auth.flask import challenge, current_principal
 from gateway import __version__
 from gateway.errors import (
     InvalidRequest,
@@ -148,8 +148,9 @@ def render_error(error: NimboError) -> Response:
         renderer = _renderer()
     except NotAcceptable:
         renderer = renderer_for(TEXT_PLAIN)
-    realm = current_app.config.get("NIMBO_AUTH_REALM", "nimbostratus")
-    return _respond(renderer.error(status, error.message), status, extra_headers(error, realm))
+    return _respond(
+        renderer.error(status, error.message), status, extra_headers(error, challenge())
+    )
 
 
 @bp.app_errorhandler(NimboError)
