@@ -22,11 +22,11 @@ from auth.local import UserRecord
 from auth.principal import Principal
 from gateway.errors import NotAuthenticated
 from gateway.store.db import Store
-from gateway.store.models import User, utcnow
+from gateway.store.models import USER_NAME_MAX, User, utcnow
 
 log = logging.getLogger(__name__)
 
-USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+USER_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._@+:-]{{0,{USER_NAME_MAX - 1}}}$")
 
 
 @dataclass(frozen=True)

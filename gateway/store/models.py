@@ -19,6 +19,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Long enough for federated names: an EGI Check-in subject is 64 hex digits and "@egi.eu".
+USER_NAME_MAX = 255
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -36,7 +39,7 @@ class User(Base):
 
     __tablename__ = "users"
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(USER_NAME_MAX), primary_key=True)
     password_hash: Mapped[str] = mapped_column(String(256), default="")
     source: Mapped[str] = mapped_column(String(16), default="local")
     display_name: Mapped[str] = mapped_column(String(255), default="")
@@ -70,7 +73,7 @@ class Image(Base):
     source: Mapped[str] = mapped_column(Text)  # a local path or a URL
     checksum: Mapped[str | None] = mapped_column(String(128), nullable=True)  # sha256:HEX
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: public
+    owner: Mapped[str | None] = mapped_column(String(USER_NAME_MAX), nullable=True)  # None: public
     state: Mapped[str] = mapped_column(String(16), default="ready")  # ready | saving | error
     origin_compute: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -87,7 +90,7 @@ class UserMixin(Base):
     title: Mapped[str] = mapped_column(String(255), default="")
     location: Mapped[str] = mapped_column(String(512), unique=True)
     depends: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    owner: Mapped[str] = mapped_column(String(64), ForeignKey("users.name"))
+    owner: Mapped[str] = mapped_column(String(USER_NAME_MAX), ForeignKey("users.name"))
 
 
 class EntityRow(Base):
@@ -102,7 +105,7 @@ class EntityRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(255), index=True)
-    owner: Mapped[str] = mapped_column(String(64), ForeignKey("users.name"), index=True)
+    owner: Mapped[str] = mapped_column(String(USER_NAME_MAX), ForeignKey("users.name"), index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(16))
     state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -188,7 +191,7 @@ class CdmiObjectRow(Base):
     )
     name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     path: Mapped[str | None] = mapped_column(String(1024), unique=True, nullable=True)
-    owner: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(USER_NAME_MAX))
     mimetype: Mapped[str] = mapped_column(String(255), default="text/plain")
     encoding: Mapped[str] = mapped_column(String(16), default="utf-8")
     size: Mapped[int] = mapped_column(BigInteger, default=0)
