@@ -279,16 +279,26 @@ def test_one_guest_boots_stops_starts_hot_plugs_and_is_deleted(cloud: Cloud) -> 
 
 @dataclass
 class Boot:
-    """When the watcher first saw a guest's domain running, and its first report."""
+    """When the watcher first saw a guest's domain running, its first report, and why it
+    gave up on the guest (``failure``: what went wrong and the tail of its console)."""
 
     running_at: float | None = None
     reported_at: float | None = None
     report: Report | None = None
+    failure: str | None = None
+
+
+PANIC = "Kernel panic"
+CONSOLE_TAIL_LINES = 25
 
 
 class ConsoleWatcher(threading.Thread):
     """Reads the consoles of ``computes`` once a second, while the worker (which has to run in
-    the main thread: RQ installs signal handlers) is still provisioning the others."""
+    the main thread: RQ installs signal handlers) is still provisioning the others.
+
+    A guest is given up on as soon as its console shows a kernel panic, its domain stops
+    running, or it has run ``BOOT_TIMEOUT`` seconds without a report; the watcher then stops
+    and the test fails with that guest's console, instead of waiting out the swarm's time."""
 
     def __init__(self, cloud: Cloud, computes: list[str], origin: float) -> None:
         super().__init__(daemon=True)
@@ -297,24 +307,43 @@ class ConsoleWatcher(threading.Thread):
         self.stop = threading.Event()
         self.failure: BaseException | None = None
 
+    def pending(self) -> bool:
+        return any(b.report is None and b.failure is None for b in self.boots.values())
+
     def run(self) -> None:
         driver = self.cloud.node.driver()
         try:
-            while not self.stop.is_set() and any(b.report is None for b in self.boots.values()):
+            while not self.stop.is_set() and self.pending():
                 for compute, boot in self.boots.items():
-                    if boot.report is not None:
-                        continue
-                    compute_id = entity_id(compute)
-                    if driver.compute_info(compute_id).state is not PowerState.RUNNING:
-                        continue
-                    now = time.monotonic() - self.origin
-                    boot.running_at = boot.running_at if boot.running_at is not None else now
-                    lines = console_lines(driver.console_log(compute_id, max_bytes=WHOLE_LOG))
-                    if (report := first_boot_report(lines)) is not None:
-                        boot.report, boot.reported_at = report, now
+                    if boot.report is None and boot.failure is None:
+                        self.look(driver, compute, boot)
+                        if boot.failure is not None:
+                            return  # the test fails on it: no need to wait for the others
                 self.stop.wait(1.0)
         except BaseException as exc:  # shown by the test, not lost in this thread
             self.failure = exc
+
+    def look(self, driver: Any, compute: str, boot: Boot) -> None:
+        compute_id = entity_id(compute)
+        state = driver.compute_info(compute_id).state
+        if state is not PowerState.RUNNING and boot.running_at is None:
+            return  # not started yet
+        now = time.monotonic() - self.origin
+        boot.running_at = boot.running_at if boot.running_at is not None else now
+        lines = console_lines(driver.console_log(compute_id, max_bytes=WHOLE_LOG))
+        if (report := first_boot_report(lines)) is not None:
+            boot.report, boot.reported_at = report, now
+            return
+        if any(PANIC in line for line in lines):
+            reason = "its kernel panicked"
+        elif state is not PowerState.RUNNING:
+            reason = f"its domain went {state.name.lower()} before reporting"
+        elif now - boot.running_at > BOOT_TIMEOUT:
+            reason = f"no report {BOOT_TIMEOUT:.0f} s after its domain started"
+        else:
+            return
+        tail = "\n".join(f"    | {line}" for line in lines[-CONSOLE_TAIL_LINES:])
+        boot.failure = f"{compute}: {reason} (at {now:.0f} s); its console ends:\n{tail}"
 
 
 def figures(values: list[float]) -> str:
@@ -389,8 +418,12 @@ def test_twenty_guests_created_at_once_each_boot_with_their_own_lease(cloud: Clo
     if watcher.failure is not None:
         raise watcher.failure
     boots = watcher.boots
-    missing = [c for c, boot in boots.items() if boot.report is None]
-    assert missing == [], f"{len(missing)} of {SWARM} guests gave no report in {SWARM_TIMEOUT} s"
+    failed = [
+        boot.failure or f"{c}: no report in {SWARM_TIMEOUT:.0f} s"
+        for c, boot in boots.items()
+        if boot.report is None
+    ]
+    assert failed == [], f"{len(failed)} of {SWARM} guests gave no report:\n" + "\n".join(failed)
     reported_at = [boot.reported_at or 0.0 for boot in boots.values()]
     booted_in = [(b.reported_at or 0.0) - (b.running_at or 0.0) for b in boots.values()]
     print(f"[{SWARM} guests] provision start to each report: {figures(reported_at)}")
