@@ -231,5 +231,168 @@ def image_add(
     click.echo(f"image {registered.term} registered ({registered.checksum or 'no checksum'})")
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def conformance(args: tuple[str, ...]) -> None:
+    """Run a conformance suite against an endpoint (same as nimbo-conformance; try --help)."""
+    from conformance.cli import main as conformance_main
+
+    sys.exit(conformance_main(list(args)))
+
+
+# --- quotas ------------------------------------------------------------------------------
+
+
+@main.group()
+def quota() -> None:
+    """Quotas per user and per group (defaults: quota_user_defaults, quota_group_defaults)."""
+
+
+def _quota_holder(user: str | None, group: str | None) -> tuple[str, str]:
+    if bool(user) == bool(group):
+        raise click.ClickException("give exactly one of --user and --group")
+    return ("user", user) if user else ("group", str(group))
+
+
+def _quota_store(data_dir: str | None) -> tuple[Any, Any]:
+    from gateway.services.quotas import Quotas
+    from gateway.store.db import Store
+
+    config = _config(data_dir)
+    store = Store(config.effective_database_url)
+    store.create_schema()
+    return store, Quotas(config)
+
+
+quota_user = click.option("--user", help="The user the quota is of.")
+quota_group = click.option("--group", help="The group the quota is of (its members' sum).")
+
+
+@quota.command("set")
+@pass_overrides
+@quota_user
+@quota_group
+@click.argument("limits", nargs=-1, required=True, metavar="RESOURCE=LIMIT...")
+def quota_set(
+    data_dir: str | None, user: str | None, group: str | None, limits: tuple[str, ...]
+) -> None:
+    """Set limits, e.g. cores=20 memory=64 cdmi_bytes=10G public_addresses=unlimited.
+
+    Resources: instances, cores, memory (GiB), storage (GiB), cdmi_bytes, public_addresses.
+    A limit is a number, or 'unlimited' (overriding a default). Refusals happen from the
+    next request on; what is held already stays."""
+    from gateway.services.quotas import parse_limit
+    from gateway.store.models import QuotaLimit
+
+    scope, name = _quota_holder(user, group)
+    parsed: dict[str, float | None] = {}
+    try:
+        for item in limits:
+            resource, equals, value = item.partition("=")
+            if not equals or not value:
+                raise click.ClickException(f"{item!r}: write RESOURCE=LIMIT, e.g. cores=20")
+            parsed[resource.strip()] = parse_limit(resource.strip(), value)
+    except NimboError as exc:
+        _fail(exc)
+    store, _quotas = _quota_store(data_dir)
+    with store.session(write=True) as session:
+        for resource, maximum in parsed.items():
+            row = session.get(QuotaLimit, (scope, name, resource))
+            if row is None:
+                session.add(QuotaLimit(scope=scope, name=name, resource=resource, maximum=maximum))
+            else:
+                row.maximum = maximum
+    store.dispose()
+    shown = ", ".join(f"{r}={_limit_text(m)}" for r, m in parsed.items())
+    click.echo(f"quota of {scope} {name}: {shown}")
+
+
+@quota.command("unset")
+@pass_overrides
+@quota_user
+@quota_group
+@click.argument("resources", nargs=-1, metavar="[RESOURCE]...")
+def quota_unset(
+    data_dir: str | None, user: str | None, group: str | None, resources: tuple[str, ...]
+) -> None:
+    """Remove limits set with 'quota set' (all of them when no RESOURCE is named): the
+    defaults apply again."""
+    from sqlalchemy import delete
+
+    from gateway.services.quotas import RESOURCES
+    from gateway.store.models import QuotaLimit
+
+    scope, name = _quota_holder(user, group)
+    unknown = [r for r in resources if r not in RESOURCES]
+    if unknown:
+        raise click.ClickException(
+            f"unknown resource(s) {', '.join(unknown)} (known: {', '.join(RESOURCES)})"
+        )
+    store, _quotas = _quota_store(data_dir)
+    with store.session(write=True) as session:
+        query = delete(QuotaLimit).where(QuotaLimit.scope == scope, QuotaLimit.name == name)
+        if resources:
+            query = query.where(QuotaLimit.resource.in_(resources))
+        removed = session.execute(query).rowcount
+    store.dispose()
+    click.echo(f"quota of {scope} {name}: {removed} limit(s) removed; defaults apply")
+
+
+@quota.command("show")
+@pass_overrides
+@quota_user
+@quota_group
+def quota_show(data_dir: str | None, user: str | None, group: str | None) -> None:
+    """Limits and current use of a user or group; without --user/--group, the defaults and
+    every user and group that has limits of its own."""
+    from sqlalchemy import select
+
+    from gateway.store.models import QuotaLimit
+
+    store, quotas = _quota_store(data_dir)
+    with store.session() as session:
+        if user or group:
+            holders = [_quota_holder(user, group)]
+        else:
+            for scope in ("user", "group"):
+                defaults = quotas.defaults[scope]
+                shown = ", ".join(f"{r}={_limit_text(m)}" for r, m in defaults.items())
+                click.echo(f"{scope} defaults: {shown or 'none (unlimited)'}")
+            holders = list(
+                session.execute(
+                    select(QuotaLimit.scope, QuotaLimit.name)
+                    .distinct()
+                    .order_by(QuotaLimit.scope.desc(), QuotaLimit.name)
+                ).tuples()
+            )
+        for holder in holders:
+            click.echo(f"{holder[0]} {holder[1]}")
+            click.echo(f"  {'resource':<20} {'limit':>14} {'':<8} {'in use':>14}")
+            for line in quotas.report(session, holder):
+                click.echo(
+                    f"  {_resource_text(line.resource):<20} {_limit_text(line.limit):>14} "
+                    f"{line.origin:<8} {_amount(line.use):>14}"
+                )
+    store.dispose()
+
+
+def _limit_text(value: float | None) -> str:
+    return "unlimited" if value is None else _amount(value)
+
+
+def _amount(value: float) -> str:
+    from gateway.services.quotas import amount_text
+
+    return amount_text(value)
+
+
+def _resource_text(resource: str) -> str:
+    from gateway.services.quotas import UNITS
+
+    unit = UNITS.get(resource)
+    return f"{resource} ({unit})" if unit == "GiB" else resource
+
+
 if __name__ == "__main__":
     main()
