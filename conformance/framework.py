@@ -180,10 +180,10 @@ class Cleanup:
     """What the run created, undone in reverse order at its end."""
 
     def __init__(self) -> None:
-        self._steps: list[tuple[str, Callable[[], None]]] = []
+        self._steps: list[tuple[str, Callable[[], object]]] = []
         self.errors: list[str] = []
 
-    def push(self, description: str, undo: Callable[[], None]) -> None:
+    def push(self, description: str, undo: Callable[[], object]) -> None:
         self._steps.append((description, undo))
 
     def __len__(self) -> int:
@@ -271,7 +271,7 @@ class Context:
         self.on_cleanup(f"DELETE {url}", lambda: delete_location(self.client, url))
         return url
 
-    def on_cleanup(self, description: str, undo: Callable[[], None]) -> None:
+    def on_cleanup(self, description: str, undo: Callable[[], object]) -> None:
         """Run ``undo()`` at the end of the run (newest first), even after failures or Ctrl-C."""
         self._runner.cleanup.push(description, undo)
 

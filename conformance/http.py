@@ -55,17 +55,26 @@ class Client:
         (credentials or Credentials()).apply(self.session)
         self.last_response: requests.Response | None = None
 
+    @property
+    def authenticated(self) -> bool:
+        """Credentials other than a client certificate are sent."""
+        return self.session.auth is not None or any(
+            h in self.session.headers for h in ("Authorization", "X-Auth-Token"))
+
     def url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
 
     def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
                 data: str | bytes | None = None, params: Any = None,
-                allow_redirects: bool = False) -> requests.Response:
-        """One exchange. A header set to "" is not sent (to drop a session default)."""
+                allow_redirects: bool = False, anonymous: bool = False) -> requests.Response:
+        """One exchange. A header set to "" is not sent (to drop a session default);
+        ``anonymous`` sends no credentials (a client certificate excepted)."""
         send = {k: (None if v == "" else v) for k, v in (headers or {}).items()}
+        if anonymous:
+            send.update({"Authorization": None, "X-Auth-Token": None})
         body = data.encode() if isinstance(data, str) else data
         request = requests.Request(method, self.url(path), headers=send, data=body,
-                                   params=params)
+                                   params=params, auth=_no_auth if anonymous else None)
         prepared = self.session.prepare_request(request)
         response = self.session.send(prepared, timeout=self.timeout,
                                      allow_redirects=allow_redirects)
@@ -86,6 +95,10 @@ class Client:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
 
 
 # --- evidence -------------------------------------------------------------------------------

@@ -1,7 +1,13 @@
 """The OCCI 1.2 suite: query interface, renderings and negotiation, versions, entity and link
-lifecycle, actions, mixin collections, filtering, pagination and errors (see README.md)."""
+lifecycle, actions, mixin collections, filtering, pagination and errors (see README.md).
 
-from conformance.occi import qi  # noqa: F401  (registers its checks)
+Check modules register in catalogue order: their import order is the run's order."""
+
+# isort: skip_file
 from conformance.occi.base import DEFAULT_RENDERINGS, SUITE
+from conformance.occi import qi  # noqa: F401
+from conformance.occi import protocol  # noqa: F401
+from conformance.occi import lifecycle  # noqa: F401
+from conformance.occi import collections  # noqa: F401
 
 __all__ = ["DEFAULT_RENDERINGS", "SUITE"]

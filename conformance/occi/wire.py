@@ -350,7 +350,9 @@ def mixin_request(rendering: str, type_id: str, location: str | None,
     """A user mixin for POST/DELETE on the query interface (``location`` None: omitted)."""
     if is_json(rendering):
         scheme, _, term = type_id.rpartition("#")
-        mixin: dict[str, Any] = {"term": term, "scheme": scheme + "#", "title": title}
+        mixin: dict[str, Any] = {"term": term, "scheme": scheme + "#"}
+        if title:
+            mixin["title"] = title
         if location is not None:
             mixin["location"] = location
         return {"Content-Type": rendering}, json.dumps({"mixins": [mixin]})
@@ -368,9 +370,14 @@ def locations_request(rendering: str, locations: list[str]) -> tuple[Headers, st
     return text_request(rendering, [("X-OCCI-Location", x) for x in locations])
 
 
+def path_of(location: str) -> str:
+    """The path of an absolute or relative location."""
+    if "://" in location:
+        rest = location.split("://", 1)[1]
+        return "/" + (rest.split("/", 1)[1] if "/" in rest else "")
+    return location if location.startswith("/") else "/" + location
+
+
 def same_location(a: str, b: str) -> bool:
     """Two locations name the same thing (absolute or path, trailing slash ignored)."""
-    def path(x: str) -> str:
-        x = x.split("://", 1)[1].split("/", 1)[1] if "://" in x else x.lstrip("/")
-        return "/" + x.rstrip("/")
-    return path(a) == path(b)
+    return path_of(a).rstrip("/") == path_of(b).rstrip("/")
