@@ -201,14 +201,14 @@ class Cleanup:
 
 def delete_location(client: Client, url: str, *, attempts: int = 20,
                     interval: float = 0.5) -> None:
-    """DELETE ``url`` until it answers 2xx or 404 (retrying 409 and 5xx, e.g. a resource still
-    busy with an earlier request); raise RuntimeError otherwise."""
+    """DELETE ``url`` until it answers 2xx or 404 (retrying 409 and 503: a resource still busy
+    with an earlier request, a server catching up); raise RuntimeError otherwise."""
     status = 0
     for attempt in range(attempts):
         status = client.delete(url).status_code
         if status < 300 or status == 404:
             return
-        if status != 409 and status < 500:
+        if status not in (409, 503):
             break
         if attempt < attempts - 1:
             time.sleep(interval)

@@ -75,6 +75,9 @@ def mixin_associate(ctx: Context) -> None:
 def mixin_replace(ctx: Context) -> None:
     _, location = ctx.need("tag")
     first, second = ctx.need("two-storages")
+    headers, body = wire.locations_request(wire.TEXT_PLAIN, [first])
+    ctx.expect_status(ctx.client.post(location, headers=headers, data=body), 200,
+                      what="POST to a mixin collection")
     headers, body = wire.locations_request(wire.TEXT_PLAIN, [second])
     response = ctx.client.put(location, headers=headers, data=body)
     ctx.expect_status(response, 200, what="PUT on a mixin collection")

@@ -16,7 +16,8 @@ WSGIApp = Callable[..., Any]
 def serving(app: WSGIApp) -> Iterator[str]:
     """``app`` on a free loopback port (threaded) for the duration; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="wsgi", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="wsgi", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}/"
