@@ -29,14 +29,14 @@ WIDTH = 72
 
 def _row(result: Result) -> str:
     label = {Outcome.PASSED: "pass", Outcome.FAILED: "FAIL", Outcome.SKIPPED: "skip"}
-    return f"{result.name:<38} {result.check.level.value:<6} {label[result.outcome]:<6} " \
+    return f"{result.name:<44} {result.check.level.value:<6} {label[result.outcome]:<6} " \
            f"{result.check.title}"
 
 
 def write_summary(report: Report, stream: TextIO, *, verbose: bool = False) -> None:
     """The table (one line per run of a check), reasons of failures and skips, totals."""
     stream.write(f"{report.title} conformance of {report.settings.base_url}\n\n")
-    stream.write(f"{'check':<38} {'level':<6} {'result':<6} title\n")
+    stream.write(f"{'check':<44} {'level':<6} {'result':<6} title\n")
     for result in report.results:
         stream.write(_row(result) + "\n")
         if result.outcome is Outcome.FAILED or (verbose and result.message):

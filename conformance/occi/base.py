@@ -26,8 +26,12 @@ OS_TPL = INFRA + "os_tpl"
 COMPUTE_ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 
 
+# Clauses: HTTP Protocol by section number (as in occi-wg's http_protocol.tex); the other
+# documents by section name.
+
+
 def core(section: str) -> str:
-    return f"OCCI 1.2 Core (GFD.221) §{section}"
+    return f"OCCI 1.2 Core (GFD.221), {section}"
 
 
 def http(section: str) -> str:
@@ -35,15 +39,15 @@ def http(section: str) -> str:
 
 
 def text(section: str) -> str:
-    return f"OCCI 1.2 Text Rendering (GFD.229) §{section}"
+    return f"OCCI 1.2 Text Rendering (GFD.229), {section}"
 
 
 def json_clause(section: str) -> str:
-    return f"OCCI 1.2 JSON Rendering §{section}"
+    return f"OCCI 1.2 JSON Rendering, {section}"
 
 
 def infra(section: str) -> str:
-    return f"OCCI 1.2 Infrastructure (GFD.224) §{section}"
+    return f"OCCI 1.2 Infrastructure (GFD.224), {section}"
 
 
 # --- the model the server offers ---------------------------------------------------------------

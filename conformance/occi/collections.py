@@ -274,7 +274,7 @@ def error_json_without_kind(ctx: Context) -> None:
              wire.OCCI_JSON, "a JSON resource without kind")
 
 
-@SUITE.check("OCCI-TEXT-ERR-008", clause=text("3"), level=Level.MUST, group="errors",
+@SUITE.check("OCCI-TEXT-ERR-008", clause=text("text/plain"), level=Level.MUST, group="errors",
              writes=True, title="a line that is not 'Name: value' is refused with 400")
 def error_bad_line(ctx: Context) -> None:
     _refused(ctx, kind_location(ctx, COMPUTE), COMPUTE_KIND + "this is not OCCI\r\n",

@@ -117,7 +117,7 @@ def read_compute(ctx: Context) -> None:
     ctx.expect(entity.attributes.get("occi.core.id"), "occi.core.id is rendered")
 
 
-@SUITE.check("OCCI-INFRA-ENT-003", clause=infra("3.1"), level=Level.MUST, group="lifecycle",
+@SUITE.check("OCCI-INFRA-ENT-003", clause=infra("Compute"), level=Level.MUST, group="lifecycle",
              writes=True, per_rendering=True,
              title="occi.compute.state is always one of active, inactive, suspended, error")
 def compute_state_enum(ctx: Context) -> None:
@@ -125,7 +125,7 @@ def compute_state_enum(ctx: Context) -> None:
     ctx.expect(state in COMPUTE_STATES, f"occi.compute.state {state!r}")
 
 
-@SUITE.check("OCCI-INFRA-ENT-004", clause=infra("3.1"), level=Level.SHOULD, group="lifecycle",
+@SUITE.check("OCCI-INFRA-ENT-004", clause=infra("Compute"), level=Level.SHOULD, group="lifecycle",
              writes=True, per_rendering=True,
              title="a new compute becomes active within the wait (no start needed)")
 def compute_becomes_active(ctx: Context) -> None:
@@ -193,7 +193,7 @@ def delete_entity(ctx: Context) -> None:
              what=f"GET {location} to answer 404 after DELETE")
 
 
-@SUITE.check("OCCI-INFRA-ENT-009", clause=infra("3.3"), level=Level.MUST, group="lifecycle",
+@SUITE.check("OCCI-INFRA-ENT-009", clause=infra("Storage"), level=Level.MUST, group="lifecycle",
              writes=True, per_rendering=True,
              title="a storage is created with its size; its state is online, offline or error")
 def storage_lifecycle(ctx: Context) -> None:
@@ -206,7 +206,7 @@ def storage_lifecycle(ctx: Context) -> None:
     ctx.expect(state in STORAGE_STATES, f"occi.storage.state {state!r}")
 
 
-@SUITE.check("OCCI-INFRA-ENT-010", clause=infra("3.2"), level=Level.MUST, group="lifecycle",
+@SUITE.check("OCCI-INFRA-ENT-010", clause=infra("Network"), level=Level.MUST, group="lifecycle",
              writes=True, per_rendering=True,
              title="a network is created; its state is active, inactive or error")
 def network_lifecycle(ctx: Context) -> None:
@@ -240,7 +240,7 @@ def _check_link(ctx: Context, fixture: str, kind: str, source: str, target: str,
     ctx.expect(has_link(read(ctx, source), link), f"the source {source} renders the link")
 
 
-@SUITE.check("OCCI-INFRA-LINK-001", clause=infra("3.4.2") + ", " + http("9.3.1"),
+@SUITE.check("OCCI-INFRA-LINK-001", clause=infra("StorageLink") + ", " + http("9.3.1"),
              level=Level.MUST, group="links", writes=True, per_rendering=True,
              title="a storagelink compute -> storage is created, read and rendered in its "
                    "source")
@@ -249,7 +249,7 @@ def storagelink_lifecycle(ctx: Context) -> None:
                 ctx.need("storage"), LINK_STATES)
 
 
-@SUITE.check("OCCI-INFRA-LINK-002", clause=infra("3.4.1") + ", " + http("9.3.1"),
+@SUITE.check("OCCI-INFRA-LINK-002", clause=infra("NetworkInterface") + ", " + http("9.3.1"),
              level=Level.MUST, group="links", writes=True, per_rendering=True,
              title="a networkinterface compute -> network is created, read and rendered in "
                    "its source")
@@ -283,7 +283,7 @@ def invoke(ctx: Context, location: str, term: str, scheme: str = COMPUTE_ACTION,
                            data=body)
 
 
-@SUITE.check("OCCI-INFRA-ACT-001", clause=http("8.3.2") + ", " + infra("3.1"), level=Level.MUST,
+@SUITE.check("OCCI-INFRA-ACT-001", clause=http("8.3.2") + ", " + infra("Compute"), level=Level.MUST,
              group="actions", writes=True, per_rendering=True,
              title="stop on an active compute answers 200 and it becomes inactive")
 def action_stop(ctx: Context) -> None:
@@ -293,7 +293,7 @@ def action_stop(ctx: Context) -> None:
     wait_state(ctx, location, "occi.compute.state", {"inactive"})
 
 
-@SUITE.check("OCCI-INFRA-ACT-002", clause=http("8.3.2") + ", " + infra("3.1"), level=Level.MUST,
+@SUITE.check("OCCI-INFRA-ACT-002", clause=http("8.3.2") + ", " + infra("Compute"), level=Level.MUST,
              group="actions", writes=True, per_rendering=True,
              title="start on an inactive compute answers 200 and it becomes active")
 def action_start(ctx: Context) -> None:
@@ -344,7 +344,7 @@ def action_term_mismatch(ctx: Context) -> None:
                       what="?action=start with a stop Category")
 
 
-@SUITE.check("OCCI-INFRA-ACT-007", clause=infra("3.2") + ", " + infra("3.3"), level=Level.MUST,
+@SUITE.check("OCCI-INFRA-ACT-007", clause=infra("Network, Storage"), level=Level.MUST,
              group="actions", writes=True, per_rendering=True,
              title="network down/up and storage offline/online answer 200")
 def network_storage_actions(ctx: Context) -> None:

@@ -60,7 +60,7 @@ def neg_accept_header(ctx: Context) -> None:
                response)
 
 
-@SUITE.check("OCCI-TEXT-NEG-004", clause=text("3"), level=Level.SHOULD, group="renderings",
+@SUITE.check("OCCI-TEXT-NEG-004", clause=text("text/plain"), level=Level.SHOULD, group="renderings",
              title="a request without Accept (or */*) is answered in text/plain")
 def neg_default(ctx: Context) -> None:
     for value in ("", "*/*"):
@@ -116,7 +116,7 @@ def text_occi_ok(ctx: Context) -> None:
                "X-OCCI-Attribute headers", response)
 
 
-@SUITE.check("OCCI-TEXT-ALIAS-001", clause=text("3") + " (field names)", level=Level.SHOULD,
+@SUITE.check("OCCI-TEXT-ALIAS-001", clause=text("text/plain, field names"), level=Level.SHOULD,
              group="renderings", writes=True,
              title="text/plain field names are case-insensitive (category:, x-occi-attribute:)")
 def text_lower_case_fields(ctx: Context) -> None:
@@ -130,7 +130,8 @@ def text_lower_case_fields(ctx: Context) -> None:
     ctx.expect_status(response, 201, 200)
 
 
-@SUITE.check("OCCI-TEXT-ALIAS-002", clause=text("3") + "; notes §10 (aliases)", level=Level.MAY,
+@SUITE.check("OCCI-TEXT-ALIAS-002", clause=text("text/occi") + "; aliases",
+             level=Level.MAY,
              group="renderings", writes=True,
              title="text/occi accepts X-OCCI-Category as an alias of Category")
 def text_category_alias(ctx: Context) -> None:

@@ -62,7 +62,7 @@ def qi_entity_unbound(ctx: Context) -> None:
                f"core#entity has the location {entity.location if entity else ''!r}")
 
 
-@SUITE.check("OCCI-INFRA-MODEL-001", clause=infra("3"), level=Level.MUST,
+@SUITE.check("OCCI-INFRA-MODEL-001", clause=infra("Infrastructure types"), level=Level.MUST,
              group="query-interface",
              title="the five infrastructure kinds are exposed, each with a location")
 def infra_kinds(ctx: Context) -> None:
@@ -72,7 +72,7 @@ def infra_kinds(ctx: Context) -> None:
     ctx.expect(not missing, f"kinds missing or without location: {missing}")
 
 
-@SUITE.check("OCCI-INFRA-MODEL-002", clause=infra("3.1"), level=Level.MUST,
+@SUITE.check("OCCI-INFRA-MODEL-002", clause=infra("Compute"), level=Level.MUST,
              group="query-interface",
              title="compute exposes the actions start, stop, restart and suspend")
 def infra_compute_actions(ctx: Context) -> None:
