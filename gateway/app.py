@@ -11,6 +11,7 @@ import auth.flask
 from auth.chain import AuthChain
 from backends.blobfs import FilesystemBlobStore
 from cdmi.http.views import bp as cdmi_blueprint
+from gateway import tokens_http
 from gateway.authentication import build_chain
 from gateway.config import Config, load_config
 from gateway.queue import JobQueue, connect
@@ -82,7 +83,11 @@ def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flas
         NIMBO_CDMI_REQUIRE_VERSION=config.cdmi_require_version_header,
     )
     app.extensions["nimbostratus"] = nimbo
-    auth.flask.init_app(app, nimbo.auth)
+    issues_tokens = nimbo.auth.find("token") is not None
+    public_paths = tokens_http.PUBLIC_PATHS if issues_tokens else ()
+    auth.flask.init_app(app, nimbo.auth, public_paths=public_paths)
+    if issues_tokens:
+        app.register_blueprint(tokens_http.bp)
     app.register_blueprint(cdmi_blueprint, url_prefix=config.cdmi_root.rstrip("/"))
     app.register_blueprint(occi_blueprint)
     return app

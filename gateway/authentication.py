@@ -23,8 +23,61 @@ def _local(config: Config, accounts: Accounts) -> Authenticator:
     return LocalAuthenticator(accounts.local_user, realm=config.auth_realm)
 
 
+def _oidc(config: Config, accounts: Accounts) -> Authenticator:
+    from auth.oidc import (
+        ClaimMapping,
+        IssuerKeys,
+        OidcAuthenticator,
+        group_pattern,
+        http_url,
+        pinned_algorithms,
+    )
+
+    issuer = http_url(config.oidc_issuer, "oidc_issuer")
+    jwks_url = config.oidc_jwks_url and http_url(config.oidc_jwks_url, "oidc_jwks_url")
+    keys = IssuerKeys(
+        issuer=issuer,
+        jwks_url=jwks_url,
+        cache_seconds=config.oidc_jwks_cache_seconds,
+        refetch_seconds=config.oidc_jwks_refetch_seconds,
+        timeout=config.oidc_http_timeout,
+    )
+    return OidcAuthenticator(
+        keys,
+        issuer=issuer,
+        audiences=_names(config.oidc_audience),
+        algorithms=pinned_algorithms(config.oidc_algorithms),
+        claims=ClaimMapping(
+            user_claim=config.oidc_user_claim,
+            groups_claim=config.oidc_groups_claim,
+            pattern=group_pattern(config.oidc_group_pattern),
+        ),
+        realm=config.auth_realm,
+        leeway=config.oidc_leeway,
+        cache_seconds=config.oidc_token_cache_seconds,
+    )
+
+
+def _token(config: Config, accounts: Accounts) -> Authenticator:
+    from auth.tokens import TokenAuthenticator, connect
+
+    if config.auth_token_ttl <= 0:
+        raise ConfigurationError("auth_token_ttl must be a positive number of seconds")
+    return TokenAuthenticator(
+        connect(config.effective_redis_url),
+        ttl=config.auth_token_ttl,
+        cache_seconds=config.auth_token_cache_seconds,
+    )
+
+
+def _names(value: str) -> list[str]:
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
 FACTORIES: dict[str, Factory] = {
     "local": _local,
+    "oidc": _oidc,
+    "token": _token,
 }
 
 

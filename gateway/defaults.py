@@ -155,7 +155,80 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # --- auth: LDAP (helper block) ---
     # --- auth: OIDC (helper block) ---
+    Setting(
+        "oidc_issuer",
+        "",
+        str,
+        "OpenID Connect issuer URL; a token's iss must equal it exactly (required for 'oidc').",
+    ),
+    Setting(
+        "oidc_audience",
+        "",
+        str,
+        "Audience(s) this server answers to, comma-separated; a token's aud must name one.",
+    ),
+    Setting(
+        "oidc_jwks_url",
+        "",
+        str,
+        "URL of the issuer's JWKS; empty: discovered from the issuer's "
+        "/.well-known/openid-configuration.",
+    ),
+    Setting(
+        "oidc_algorithms",
+        "RS256,ES256",
+        str,
+        "Signature algorithms accepted, comma-separated; asymmetric only (never none or HS*).",
+    ),
+    Setting("oidc_user_claim", "sub", str, "Claim whose value becomes the user name."),
+    Setting(
+        "oidc_groups_claim",
+        "eduperson_entitlement",
+        str,
+        "Claim holding the groups or entitlements (a list, or a space/comma-separated string).",
+    ),
+    Setting(
+        "oidc_group_pattern",
+        "",
+        str,
+        "Regex with one group, matched against each whole entitlement: the group is the "
+        "group name; entitlements not matching are dropped (empty: taken as they are).",
+    ),
+    Setting("oidc_leeway", 30, int, "Seconds of clock skew allowed on exp, nbf and iat."),
+    Setting(
+        "oidc_jwks_cache_seconds",
+        900,
+        int,
+        "Seconds the issuer's keys are used before they are fetched again.",
+    ),
+    Setting(
+        "oidc_jwks_refetch_seconds",
+        10,
+        int,
+        "Least seconds between two key fetches an unknown key id or an unreachable issuer "
+        "may cause (a bound on refetch storms from forged kids).",
+    ),
+    Setting("oidc_http_timeout", 5, int, "Seconds a fetch of discovery document or JWKS may take."),
+    Setting(
+        "oidc_token_cache_seconds",
+        60,
+        int,
+        "Seconds a verified bearer token is remembered per process (never past its exp).",
+    ),
     # --- auth: X.509 and tokens (helper block) ---
+    Setting(
+        "auth_token_ttl",
+        3600,
+        int,
+        "Seconds an X-Auth-Token from POST /auth/tokens is valid.",
+    ),
+    Setting(
+        "auth_token_cache_seconds",
+        5,
+        int,
+        "Seconds a process remembers a checked X-Auth-Token: a revocation takes effect in "
+        "other API processes within this time (at once in the one that revoked it).",
+    ),
     # --- tenancy and quotas (helper block) ---
     # --- rate limits, audit, request limits (helper block) ---
     Setting("cdmi_root", "/cdmi/", str, "URL path CDMI is served under (OCCI owns the rest)."),

@@ -1,0 +1,177 @@
+"""Issued tokens: short-lived opaque ``X-Auth-Token`` values for OCCI clients that expect them.
+
+``POST /auth/tokens`` (see :mod:`gateway.tokens_http`) authenticates a request by any other
+method and gives back a random token (``secrets.token_urlsafe(32)``). Redis keeps, under the
+token's SHA-256 (never the token itself), the principal it stands for, for ``ttl`` seconds: every
+API process sharing that Redis accepts it, and it disappears by itself when it expires.
+
+A token cannot get a new token (no endless renewal: a client must prove who it is again). A
+checked token is remembered per process for ``cache_seconds``: a revocation (``DELETE
+/auth/tokens``) takes effect at once in the process that revoked it and within
+``cache_seconds`` in the others. The stored principal's groups and admin flag are those of the
+moment of issue; the chain's admit step still refuses a disabled account and recomputes admin
+rights on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from auth.credentials import Credentials
+from auth.principal import Principal
+from gateway.errors import NotAuthenticated, ServiceUnavailable
+
+KEY_PREFIX = "nimbo:auth-token:"
+UNKNOWN = "unknown or expired token: get a new one with POST /auth/tokens"
+MAX_TOKEN_LENGTH = 512
+"""Longer X-Auth-Token values are refused without asking Redis (ours have 43 characters)."""
+MAX_CACHED_TOKENS = 10000
+REDIS_TIMEOUT = 5.0
+"""Seconds a Redis command of the token store may take before the request gets a 503."""
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client for the token store: short timeouts and few retries, so that a request
+    whose token cannot be checked gets its 503 quickly instead of hanging."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
+    )
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(f"the token store (Redis) is unavailable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token as given to its holder, once."""
+
+    token: str
+    principal: Principal
+    issued_at: datetime
+    expires_at: datetime
+
+
+def _key(token: str) -> str:
+    return KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _dump(principal: Principal, issued: float, expires: float) -> str:
+    return json.dumps(
+        {
+            "name": principal.name,
+            "display_name": principal.display_name,
+            "groups": sorted(principal.groups),
+            "admin": principal.is_admin,
+            "source": principal.source,
+            "issued": issued,
+            "expires": expires,
+        }
+    )
+
+
+def _load(raw: bytes | str) -> tuple[Principal, float]:
+    stored = json.loads(raw)
+    principal = Principal(
+        name=stored["name"],
+        display_name=stored["display_name"],
+        groups=frozenset(stored["groups"]),
+        is_admin=bool(stored["admin"]),
+        source=stored["source"],
+    )
+    return principal, float(stored["expires"])
+
+
+class TokenAuthenticator:
+    """Accepts ``X-Auth-Token`` values issued by :meth:`issue`, kept in Redis."""
+
+    name = "token"
+    offers = "X-Auth-Token (from POST /auth/tokens)"
+
+    def __init__(self, connection: redis.Redis, *, ttl: int, cache_seconds: float = 5.0) -> None:
+        if ttl <= 0:
+            raise ValueError("a token needs a positive lifetime")
+        self._redis = connection
+        self.ttl = ttl
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._revocations = 0  # a check that began before a revocation is not remembered
+        self._lock = threading.Lock()
+
+    def challenge(self, base_url: str) -> str:
+        # rOCCI-server 2's form (single quotes), which EGI clients parse.
+        return f"Keystone uri='{base_url.rstrip('/')}/auth/'"
+
+    def authenticate(self, credentials: Credentials) -> Principal | None:
+        token = credentials.auth_token
+        if token is None:
+            return None
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise NotAuthenticated(UNKNOWN)
+        key = _key(token)
+        now = time.time()
+        with self._lock:
+            cached, revocations = self._cache.get(key), self._revocations
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        with redis_errors():
+            raw = self._redis.get(key)
+        if raw is None:
+            raise NotAuthenticated(UNKNOWN)
+        principal, expires = _load(raw)
+        self._remember(key, principal, min(expires, now + self._cache_seconds), revocations)
+        return principal
+
+    def issue(self, principal: Principal) -> IssuedToken:
+        """A new token for ``principal``, valid for ``ttl`` seconds in every API process."""
+        token = secrets.token_urlsafe(32)
+        issued = time.time()
+        expires = issued + self.ttl
+        with redis_errors():
+            self._redis.set(_key(token), _dump(principal, issued, expires), ex=self.ttl, nx=True)
+        return IssuedToken(
+            token,
+            principal,
+            datetime.fromtimestamp(issued, UTC),
+            datetime.fromtimestamp(expires, UTC),
+        )
+
+    def revoke(self, token: str) -> bool:
+        """End ``token`` now; whether it was valid."""
+        key = _key(token)
+        with redis_errors():
+            deleted = bool(self._redis.delete(key))
+        with self._lock:
+            self._cache.pop(key, None)
+            self._revocations += 1
+        return deleted
+
+    def _remember(self, key: str, principal: Principal, until: float, revocations: int) -> None:
+        with self._lock:
+            if revocations != self._revocations:
+                return
+            if len(self._cache) >= MAX_CACHED_TOKENS:
+                now = time.time()
+                self._cache = {k: e for k, e in self._cache.items() if e[1] > now}
+                if len(self._cache) >= MAX_CACHED_TOKENS:
+                    self._cache.clear()
+            self._cache[key] = (principal, until)
