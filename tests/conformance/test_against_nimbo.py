@@ -36,3 +36,14 @@ def test_every_must_passes_in_every_rendering(live_nimbo: LiveNimbo) -> None:
     skipped = [r.name for r in report.results
                if r.outcome is Outcome.SKIPPED and r.check.level is Level.MUST]
     assert skipped == [], summary.getvalue()
+
+
+def test_read_only_run_creates_nothing(live_nimbo: LiveNimbo) -> None:
+    client = Client(live_nimbo.url, Credentials(user=live_nimbo.user,
+                                                password=live_nimbo.password))
+    settings = Settings(base_url=live_nimbo.url, renderings=DEFAULT_RENDERINGS, read_only=True)
+    report = Runner(SUITE, settings, client).run()
+    assert report.conformant
+    ran = [r for r in report.results if r.outcome is Outcome.PASSED]
+    assert ran and all(not r.check.writes for r in ran)
+    assert live_nimbo.node.count_entities() == 0
