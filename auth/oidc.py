@@ -147,8 +147,8 @@ class IssuerKeys:
     set (the issuer rotated its keys) causes one fetch, at most one per ``refetch_seconds``
     whatever the number of requests: forged key ids cannot cause a storm of fetches. When a
     fetch fails, the keys already held serve for another ``cache_seconds`` (the issuer may be
-    down for a while); with no keys, the request gets ServiceUnavailable, and the next fetch
-    is tried ``refetch_seconds`` later.
+    down for a while); a request that needs a key not held (or any key, when none is held)
+    gets ServiceUnavailable, and the next fetch is tried ``refetch_seconds`` later.
     """
 
     def __init__(
@@ -221,11 +221,13 @@ class IssuerKeys:
                 keys = self._download()
             except ServiceUnavailable as exc:
                 self._failure = exc
-                if self._keys and now - self._fetched < 2 * self._cache_seconds:
+                usable = bool(self._keys) and now - self._fetched < 2 * self._cache_seconds
+                if not usable:
+                    self._keys, self._verifiers = (), {}
+                elif stale_only:  # the keys held still verify the tokens they verified
                     log.warning("%s; using the keys fetched before", exc.message)
                     return False
-                self._keys, self._verifiers = (), {}
-                raise
+                raise  # an unknown kid cannot be told from a rotation: 503, not 401
             self._keys, self._verifiers, self._failure = keys, {}, None
             self._fetched = now
             self.fetches += 1

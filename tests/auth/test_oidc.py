@@ -269,6 +269,20 @@ def test_keys_already_fetched_outlive_a_short_outage(
     assert principal is not None and principal.name == "bob-oidc"
 
 
+def test_an_unknown_kid_while_the_issuer_is_down_is_503_not_401(
+    identity_provider: IdentityProvider, tmp_path: Path
+) -> None:
+    oidc = authenticator(identity_provider, tmp_path)
+    assert oidc.authenticate(bearer(identity_provider.token())) is not None
+    rotated = identity_provider.token(kid=identity_provider.add_key())
+    identity_provider.stop()
+    with pytest.raises(ServiceUnavailable, match="cannot be reached"):
+        oidc.authenticate(bearer(rotated))
+    other = identity_provider.token(identity_provider.claims(sub="bob-oidc"))
+    principal = oidc.authenticate(bearer(other))  # the keys held still verify their tokens
+    assert principal is not None and principal.name == "bob-oidc"
+
+
 def test_a_discovery_document_of_another_issuer_is_refused(
     identity_provider: IdentityProvider, tmp_path: Path
 ) -> None:
