@@ -7,14 +7,16 @@ import binascii
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_app_context, request
 
 from auth.chain import AuthChain
 from auth.credentials import Credentials
 from auth.principal import Principal
+from auth.x509 import FrontEnd, X509Authenticator, client_certificate
 from gateway.errors import NotAuthenticated
 
 EXTENSION = "nimbostratus.auth"
+FRONT_END = "nimbostratus.auth.front_end"
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -44,14 +46,24 @@ class HeaderLookup(Protocol):
     def get(self, key: str) -> str | None: ...
 
 
-def credentials_from(headers: HeaderLookup, environ: Mapping[str, Any]) -> Credentials:
-    """What a request offers, from its headers and WSGI environment."""
+def credentials_from(
+    headers: HeaderLookup, environ: Mapping[str, Any], front_end: FrontEnd | None = None
+) -> Credentials:
+    """What a request offers, from its headers and WSGI environment.
+
+    A client certificate is read from the TLS layer or, with ``front_end`` (default: the
+    current app's, see :func:`init_app`), from the headers of a trusted front end."""
     authorization = headers.get("Authorization")
+    if front_end is None and has_app_context():
+        front_end = current_app.extensions.get(FRONT_END)
+    certificate = client_certificate(headers, environ, front_end)
     return Credentials(
         remote_addr=str(environ.get("REMOTE_ADDR") or ""),
         basic=basic_credentials(authorization),
         bearer=bearer_token(authorization),
         auth_token=(headers.get("X-Auth-Token") or "").strip() or None,
+        client_dn=certificate[0] if certificate else None,
+        client_issuer_dn=certificate[1] if certificate else None,
     )
 
 
@@ -71,6 +83,8 @@ def challenge() -> str:
 def init_app(app: Flask, chain: AuthChain, *, public_paths: tuple[str, ...] = ()) -> None:
     """Authenticate every request except ``public_paths`` (prefixes)."""
     app.extensions[EXTENSION] = chain
+    x509 = chain.find("x509")  # the front ends whose certificate headers it believes
+    app.extensions[FRONT_END] = x509.front_end if isinstance(x509, X509Authenticator) else None
 
     @app.before_request
     def _authenticate() -> None:

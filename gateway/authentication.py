@@ -74,8 +74,22 @@ def _names(value: str) -> list[str]:
     return [n.strip() for n in value.split(",") if n.strip()]
 
 
+def _ldap(config: Config, accounts: Accounts) -> Authenticator:
+    from auth.ldap import LdapAuthenticator, LdapSettings
+
+    return LdapAuthenticator(LdapSettings.from_settings(config.as_dict()), realm=config.auth_realm)
+
+
+def _x509(config: Config, accounts: Accounts) -> Authenticator:
+    from auth.x509 import from_settings
+
+    return from_settings(config.as_dict())
+
+
 FACTORIES: dict[str, Factory] = {
     "local": _local,
+    "ldap": _ldap,
+    "x509": _x509,
     "oidc": _oidc,
     "token": _token,
 }

@@ -39,15 +39,49 @@ def _fail(exc: NimboError) -> None:
     raise click.ClickException(exc.message) from exc
 
 
+_pem = click.Path(exists=True, dir_okay=False, resolve_path=True)
+
+
+def tls_options(command: Any) -> Any:
+    """``--tls-cert/--tls-key/--client-ca``: the settings tls_cert, tls_key, tls_client_ca."""
+    for option in (
+        click.option("--client-ca", type=_pem, help="Verify client certificates of these CAs "
+                     "(PEM); clients may still come without one (NIMBO_TLS_CLIENT_CA)."),
+        click.option("--tls-key", type=_pem, help="Private key of --tls-cert (NIMBO_TLS_KEY)."),
+        click.option("--tls-cert", type=_pem, help="Serve HTTPS with this certificate (PEM, "
+                     "with its chain) (NIMBO_TLS_CERT)."),
+    ):
+        command = option(command)
+    return command
+
+
+def _api_config(data_dir: str | None, listen: str | None, tls_cert: str | None,
+                tls_key: str | None, client_ca: str | None) -> Config:
+    """The configuration of ``up``/``serve``; a TLS key or client CA needs a certificate."""
+    config = _config(data_dir, listen=listen, tls_cert=tls_cert, tls_key=tls_key,
+                     tls_client_ca=client_ca)
+    if (config.tls_key or config.tls_client_ca) and not config.tls_cert:
+        raise click.UsageError("--tls-key and --client-ca (tls_key, tls_client_ca) need "
+                               "--tls-cert (tls_cert)")
+    return config
+
+
 @main.command()
 @pass_overrides
 @click.option("--listen", help="Address:port of the API (default 127.0.0.1:8787).")
-def up(data_dir: str | None, listen: str | None) -> None:
+@tls_options
+def up(
+    data_dir: str | None,
+    listen: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    client_ca: str | None,
+) -> None:
     """Start the all-in-one node: redis (unless NIMBO_REDIS_URL), worker and API."""
     from gateway.embedded import start_redis, stop
 
     try:
-        config = _config(data_dir, listen=listen)
+        config = _api_config(data_dir, listen, tls_cert, tls_key, client_ca)
         config.data_path.mkdir(parents=True, exist_ok=True)
         children: list[subprocess.Popen[bytes]] = []
         redis_process = None
@@ -59,7 +93,7 @@ def up(data_dir: str | None, listen: str | None) -> None:
             children.append(_spawn(["worker", "--host", config.host_name], env))
             children.append(_spawn(["serve"], env))
             click.echo(
-                f"nimbostratus up on http://{config.listen}/ "
+                f"nimbostratus up on {'https' if config.tls_cert else 'http'}://{config.listen}/ "
                 f"(data in {config.data_path}; Ctrl-C stops it)"
             )
             _wait(children)
@@ -80,6 +114,9 @@ def _child_env(config: Config) -> dict[str, str]:
         "NIMBO_DATABASE_URL": config.effective_database_url,
         "NIMBO_LISTEN": config.listen,
         "NIMBO_HOST_NAME": config.host_name,
+        "NIMBO_TLS_CERT": config.tls_cert,
+        "NIMBO_TLS_KEY": config.tls_key,
+        "NIMBO_TLS_CLIENT_CA": config.tls_client_ca,
     }
 
 
@@ -132,10 +169,19 @@ def _bootstrap(config: Config) -> None:
 @main.command()
 @pass_overrides
 @click.option("--listen", help="Address:port of the API.")
-def serve(data_dir: str | None, listen: str | None) -> None:
-    """Run the API only (gunicorn)."""
-    config = _config(data_dir, listen=listen)
+@tls_options
+def serve(
+    data_dir: str | None,
+    listen: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    client_ca: str | None,
+) -> None:
+    """Run the API only (gunicorn; HTTPS with --tls-cert, see gateway.gunicorn_conf)."""
+    config = _api_config(data_dir, listen, tls_cert, tls_key, client_ca)
     os.environ["NIMBO_DATA_DIR"] = str(config.data_path)
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):  # for gunicorn_conf
+        os.environ[f"NIMBO_{name.upper()}"] = getattr(config, name)
     args = [
         sys.executable,
         "-m",

@@ -154,6 +154,64 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated groups (LDAP groups, OIDC entitlements) whose members are admins.",
     ),
     # --- auth: LDAP (helper block) ---
+    Setting(
+        "ldap_url",
+        "",
+        str,
+        "URL of the LDAP directory, ldap://host[:port] or ldaps://host[:port] (for 'ldap').",
+    ),
+    Setting(
+        "ldap_start_tls",
+        False,
+        bool,
+        "Upgrade the ldap:// connection with StartTLS (the server certificate is verified).",
+    ),
+    Setting(
+        "ldap_ca_file",
+        "",
+        str,
+        "CA certificates (PEM) the directory's certificate is verified with; empty: the system's.",
+    ),
+    Setting(
+        "ldap_bind_dn",
+        "",
+        str,
+        "DN of the service account that searches users and groups; empty: anonymous searches.",
+    ),
+    Setting("ldap_bind_password", "", str, "Password of ldap_bind_dn."),
+    Setting(
+        "ldap_user_base", "", str, "DN users are searched under, e.g. ou=people,dc=example,dc=org."
+    ),
+    Setting(
+        "ldap_user_filter",
+        "(uid={user})",
+        str,
+        "Filter finding one user; {user} is the name the client gave, escaped (RFC 4515).",
+    ),
+    Setting("ldap_name_attr", "uid", str, "Attribute whose value is the user name."),
+    Setting("ldap_display_name_attr", "cn", str, "Attribute whose value is the display name."),
+    Setting(
+        "ldap_group_base", "", str, "DN groups are searched under; empty: LDAP users get no groups."
+    ),
+    Setting(
+        "ldap_group_filter",
+        "(|(member={dn})(memberUid={user}))",
+        str,
+        "Filter finding a user's groups: {dn} the user's DN, {user} the user name (escaped).",
+    ),
+    Setting("ldap_group_name_attr", "cn", str, "Attribute whose value is a group's name."),
+    Setting(
+        "ldap_timeout",
+        5,
+        int,
+        "Seconds to connect to the directory or wait for an answer (then 503).",
+    ),
+    Setting(
+        "ldap_cache_seconds",
+        60,
+        int,
+        "Seconds a process remembers a successful LDAP password check (an HMAC, not the password).",
+    ),
     # --- auth: OIDC (helper block) ---
     Setting(
         "oidc_issuer",
@@ -216,6 +274,59 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a verified bearer token is remembered per process (never past its exp).",
     ),
     # --- auth: X.509 and tokens (helper block) ---
+    Setting(
+        "auth_trusted_proxies",
+        "",
+        str,
+        "Front ends (addresses or CIDRs, comma-separated) whose client-certificate headers are "
+        "believed; empty: the headers are ignored from everyone.",
+    ),
+    Setting(
+        "x509_header_subject",
+        "SSL_CLIENT_S_DN",
+        str,
+        "Header a trusted front end puts the verified client certificate's subject DN in.",
+    ),
+    Setting(
+        "x509_header_issuer",
+        "SSL_CLIENT_I_DN",
+        str,
+        "Header a trusted front end puts the client certificate's issuer DN in.",
+    ),
+    Setting(
+        "x509_header_verify",
+        "SSL_CLIENT_VERIFY",
+        str,
+        "Header a trusted front end puts its verification result in; only SUCCESS is believed.",
+    ),
+    Setting(
+        "x509_map_file",
+        "",
+        str,
+        'grid-mapfile of certificate users: "<subject DN>" user[,group...] per line; re-read '
+        "when it changes.",
+    ),
+    Setting(
+        "x509_ldap_dn_filter",
+        "",
+        str,
+        "LDAP filter finding a certificate's user with the ldap_* settings, e.g. "
+        "(description={grid_dn}); {dn}: the subject DN as RFC 4514, {grid_dn}: as /DC=.../CN=...",
+    ),
+    Setting(
+        "tls_cert",
+        "",
+        str,
+        "Certificate (PEM, with its chain) the API serves HTTPS with; empty: plain HTTP.",
+    ),
+    Setting("tls_key", "", str, "Private key (PEM) of tls_cert."),
+    Setting(
+        "tls_client_ca",
+        "",
+        str,
+        "CA certificates (PEM) client certificates are verified with; clients may still come "
+        "without one (Basic, tokens). Empty: no client certificates.",
+    ),
     Setting(
         "auth_token_ttl",
         3600,

@@ -71,7 +71,7 @@ def _write(
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, serial: int = 0
 ) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
@@ -79,7 +79,7 @@ def _builder(
         .subject_name(subject)
         .issuer_name(issuer)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
     )
@@ -160,8 +160,7 @@ def proxy(user: Issued, stem: str) -> Issued:
     serial = x509.random_serial_number() >> 100
     subject = x509.Name([*user.subject, x509.NameAttribute(NameOID.COMMON_NAME, str(serial))])
     cert = (
-        _builder(subject, user.subject, key)
-        .serial_number(serial)
+        _builder(subject, user.subject, key, serial)
         .add_extension(_usage(), critical=True)
         .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO, INHERIT_ALL), critical=True)
         .sign(user.key, hashes.SHA256())

@@ -55,6 +55,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def start_slapd(directory: Path, pki: Pki) -> NimboSlapd:
+    directory.mkdir(parents=True, exist_ok=True)
     try:
         server = NimboSlapd(
             directory,
