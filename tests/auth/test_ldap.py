@@ -10,6 +10,7 @@ import base64
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,27 @@ def test_connections_are_opened_again_after_the_directory_restarted(
     own_slapd.resume()
     principal = ldap_auth.authenticate(basic(BEN.uid, BEN.password))  # same thread, new slapd
     assert principal is not None and principal.groups == {"physics"}
+
+
+def test_threads_authenticate_at_once_each_on_its_own_connections(
+    slapd: NimboSlapd, pki: Pki, tmp_path: Path
+) -> None:
+    ldap_auth = authenticator(slapd, pki, tmp_path, ldap_cache_seconds=0)
+
+    def attempt(number: int) -> str:
+        person = PEOPLE_ENTRIES[number % len(PEOPLE_ENTRIES)]
+        if number % 4 == 3:
+            return refused(ldap_auth, person.uid, "wrong-pw")
+        principal = ldap_auth.authenticate(basic(person.uid, person.password))
+        assert principal is not None
+        return principal.name
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(attempt, range(48)))
+    expected = [
+        REFUSED if n % 4 == 3 else PEOPLE_ENTRIES[n % len(PEOPLE_ENTRIES)].uid for n in range(48)
+    ]
+    assert answers == expected
 
 
 def test_a_directory_that_never_answers_is_503_after_the_timeout(
