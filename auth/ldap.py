@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _UNREACHABLE = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR, ldap.TIMEOUT)
+# a user's bind refused: a wrong password (49), an entry that cannot bind with one (48), an
+# account the directory disabled (389-DS and others answer 53)
+_REFUSED_BINDS = (ldap.INVALID_CREDENTIALS, ldap.INAPPROPRIATE_AUTH, ldap.UNWILLING_TO_PERFORM)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ class Directory:
         def bind(conn: Any) -> bool:
             try:
                 conn.simple_bind_s(dn, password)
-            except ldap.INVALID_CREDENTIALS:
+            except _REFUSED_BINDS as exc:
+                log.debug("LDAP bind as %s refused: %s", dn, _describe(exc))
                 return False
             return True
 
