@@ -23,7 +23,15 @@ from click.testing import CliRunner
 
 from auth.chain import REFUSED
 from auth.credentials import Credentials
-from auth.x509 import DistinguishedName, FrontEnd, MapFile, X509Authenticator, from_settings
+from auth.x509 import (
+    DistinguishedName,
+    FrontEnd,
+    MapFile,
+    X509Authenticator,
+    client_certificate,
+    from_settings,
+    peer_address,
+)
 from gateway.cli import _child_env, main
 from gateway.config import Config
 from gateway.errors import ConfigurationError, ServiceUnavailable
@@ -175,6 +183,18 @@ def test_front_end_headers_count_only_verified_and_from_a_trusted_address() -> N
     assert front_end("").certificate(headers, TRUSTED) is None
     for verify in ("NONE", "FAILED:certificate has expired", "GENEROUS", ""):
         assert trusted.certificate({**headers, "SSL_CLIENT_VERIFY": verify}, TRUSTED) is None
+
+
+def test_the_wsgi_server_s_own_tls_variables_count_and_request_headers_do_not() -> None:
+    mod_ssl = {"SSL_CLIENT_S_DN": ALICE_RFC, "SSL_CLIENT_VERIFY": "SUCCESS"}
+    assert client_certificate({}, mod_ssl, None) == (ALICE_RFC, None)
+    assert client_certificate({}, {**mod_ssl, "SSL_CLIENT_VERIFY": "NONE"}, None) is None
+    from_client = {"HTTP_SSL_CLIENT_S_DN": ALICE_RFC, "HTTP_SSL_CLIENT_VERIFY": "SUCCESS"}
+    assert client_certificate(cert_headers(ALICE_RFC), from_client, None) is None
+    # werkzeug's ProxyFix rewrites REMOTE_ADDR from X-Forwarded-For: trust the real peer only
+    rewritten = {"REMOTE_ADDR": TRUSTED, "werkzeug.proxy_fix.orig": {"REMOTE_ADDR": UNTRUSTED}}
+    assert peer_address(rewritten) == UNTRUSTED
+    assert client_certificate(cert_headers(ALICE_RFC), rewritten, front_end(TRUSTED)) is None
 
 
 # --- through the gateway (Flask) ---------------------------------------------------------------
