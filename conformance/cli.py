@@ -43,6 +43,13 @@ def parser() -> argparse.ArgumentParser:
     auth.add_argument("--bearer", help="JWT sent as Authorization: Bearer")
     auth.add_argument("--cert", help="client certificate (PEM) for TLS")
     auth.add_argument("--key", help="private key of --cert (PEM), if not in the same file")
+    second = p.add_argument_group("a second user (CDMI ACL checks; skipped without one)")
+    second.add_argument("--user2", help="HTTP Basic user")
+    second.add_argument("--password2", help="HTTP Basic password of --user2")
+    second.add_argument("--token2", help="sent as X-Auth-Token")
+    second.add_argument("--bearer2", help="JWT sent as Authorization: Bearer")
+    second.add_argument("--principal2", help="the second user's name in ACLs (default: "
+                        "--user2)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server's TLS "
                    "certificate")
     p.add_argument("--rendering", help="comma-separated media types to check (default: the "
@@ -73,6 +80,19 @@ def credentials(args: argparse.Namespace) -> Credentials:
                        bearer=args.bearer, cert=args.cert, key=args.key)
 
 
+def second_credentials(args: argparse.Namespace) -> Credentials | None:
+    """The second user's credentials, None when none are given."""
+    kinds = [args.user2 is not None, args.token2 is not None, args.bearer2 is not None]
+    if sum(kinds) > 1:
+        raise SystemExit("nimbo-conformance: give one of --user2, --token2, --bearer2")
+    if args.password2 is not None and args.user2 is None:
+        raise SystemExit("nimbo-conformance: --password2 needs --user2")
+    if not any(kinds):
+        return None
+    return Credentials(user=args.user2, password=args.password2, token=args.token2,
+                       bearer=args.bearer2)
+
+
 def list_checks(suite: Suite) -> None:
     for check in suite.checks:
         print(f"{check.id:<28} {check.level.value:<6} {check.clause:<40} {check.title}")
@@ -97,14 +117,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         prefix=args.prefix or f"nimbo-conformance-{secrets.token_hex(4)}",
                         poll_timeout=args.timeout, only=tuple(args.only))
     client = Client(args.url, credentials(args), verify=not args.insecure)
+    peers: dict[str, Client] = {}
+    second = second_credentials(args)
+    if second is not None:
+        peers["user2"] = Client(args.url, second, verify=not args.insecure,
+                                principal=args.principal2)
 
     def progress(result: Result) -> None:
         print(f"  {result.outcome.value:<7} {result.name}", file=sys.stderr, flush=True)
 
     try:
-        report = Runner(suite, settings, client).run(on_result=progress)
+        report = Runner(suite, settings, client, peers=peers).run(on_result=progress)
     finally:
         client.close()
+        for peer in peers.values():
+            peer.close()
     write_summary(report, sys.stdout, verbose=args.verbose)
     if args.json:
         write_json(report, args.json)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -266,6 +266,14 @@ class Context:
         subject the fixture is, e.g. the check of a create that later checks build on)."""
         return self._runner.fixture_value(name, self.rendering, failing=failing)
 
+    def peer(self, role: str, *, hint: str = "") -> Client:
+        """The client of another user (``role``, e.g. "user2"); the check is skipped when the
+        run was given no credentials for it (``hint`` says which options give them)."""
+        client = self._runner.peers.get(role)
+        if client is None:
+            self.skip(f"no credentials for {role}" + (f" ({hint})" if hint else ""))
+        return client
+
     def created(self, url: str) -> str:
         """Register ``url`` for deletion at the end of the run; returns it."""
         self.on_cleanup(f"DELETE {url}", lambda: delete_location(self.client, url))
@@ -342,10 +350,13 @@ class _FixtureFailed:
 class Runner:
     """Runs a suite's checks against one endpoint."""
 
-    def __init__(self, suite: Suite, settings: Settings, client: Client) -> None:
+    def __init__(self, suite: Suite, settings: Settings, client: Client, *,
+                 peers: Mapping[str, Client] | None = None) -> None:
         self.suite = suite
         self.settings = settings
         self.client = client
+        self.peers = dict(peers or {})
+        """Clients with other credentials, by role (e.g. "user2" for the CDMI ACL checks)."""
         self.cleanup = Cleanup()
         self._fixtures: dict[tuple[str, str | None], Any] = {}
 

@@ -46,8 +46,10 @@ class Client:
 
     def __init__(self, base_url: str, credentials: Credentials | None = None, *,
                  verify: bool | str = True, timeout: float = 30.0,
-                 user_agent: str = USER_AGENT) -> None:
+                 user_agent: str = USER_AGENT, principal: str | None = None) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.principal = principal or (credentials.user if credentials else None)
+        """The name the server knows this client's user by (in ACLs), when known."""
         self.timeout = timeout
         self.session = requests.Session()
         self.session.verify = verify

@@ -1,0 +1,265 @@
+"""The CDMI suite object, clause names, media types, shared fixtures and helpers of its checks.
+
+The URL of a run is the CDMI root (e.g. ``https://cloud.example/cdmi/``): paths of checks are
+relative to it. Everything a run writes lives in one container named after the run's prefix,
+``<root><prefix>/``, deleted at the end (with what was made in it, newest first).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from conformance.framework import Context, Suite
+
+SUITE = Suite("cdmi", title="CDMI 1.1.1")
+
+VERSION = "1.1.1"
+VERSION_HEADER = "X-CDMI-Specification-Version"
+OBJECT = "application/cdmi-object"
+CONTAINER = "application/cdmi-container"
+CAPABILITY = "application/cdmi-capability"
+QUEUE = "application/cdmi-queue"
+
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+"""CDMI 1.1.1 §5.14: UTC, ISO 8601, six fraction digits."""
+
+TEXT_VALUE = "Hello CDMI conformance: 0123456789"
+BINARY_VALUE = bytes(range(256)) + b"\x00\xff\xfe"
+
+
+# Clauses: CDMI 1.1.1 (ISO/IEC 17826:2016) by clause number and name; "notes" points to
+# docs/cdmi-notes.md where the standard is silent or contradicts itself.
+
+
+def cdmi(section: str, name: str = "") -> str:
+    return f"CDMI 1.1.1 §{section}" + (f", {name}" if name else "")
+
+
+VERSION_CLAUSE = ("CDMI 1.1.1 request and response headers of every CDMI operation "
+                  "(X-CDMI-Specification-Version); notes §2")
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def headers(*, content: str | None = None, accept: str | None = None,
+            version: str | None = VERSION) -> dict[str, str]:
+    """CDMI request headers (a None entry is left out)."""
+    out: dict[str, str] = {}
+    if version is not None:
+        out[VERSION_HEADER] = version
+    if content is not None:
+        out["Content-Type"] = content
+    if accept is not None:
+        out["Accept"] = accept
+    return out
+
+
+def get(ctx: Context, path: str, *, accept: str | None = None,
+        client: Any = None) -> requests.Response:
+    """A CDMI GET (version header, ``accept`` if given)."""
+    return (client or ctx.client).get(path, headers=headers(accept=accept))
+
+
+def put(ctx: Context, path: str, body: Any, *, content: str = OBJECT,
+        client: Any = None) -> requests.Response:
+    """A CDMI PUT of ``body`` (a dict is sent as JSON, a str as it is)."""
+    data = body if isinstance(body, str) else json.dumps(body)
+    return (client or ctx.client).put(path, headers=headers(content=content, accept=content),
+                                      data=data)
+
+
+def media_type(response: requests.Response) -> str:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def document(ctx: Context, response: requests.Response) -> dict[str, Any]:
+    """The JSON object in ``response``'s body, or the check fails."""
+    try:
+        value = json.loads(response.content)
+    except ValueError as exc:
+        ctx.fail(f"the body is not JSON: {exc}", response)
+    if not isinstance(value, dict):
+        ctx.fail("the body is not a JSON object", response)
+    return value
+
+
+def keys_in_order(response: requests.Response) -> list[str]:
+    """The top-level field names of a JSON body in the order sent ([] if not JSON)."""
+    names: list[str] = []
+    try:
+        json.loads(response.content, object_pairs_hook=_outermost(names))
+    except ValueError:
+        return []
+    return names
+
+
+def _outermost(names: list[str]) -> Any:
+    """An object_pairs_hook that remembers the names of the last (outermost) object."""
+
+    def hook(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        names[:] = [k for k, _ in items]
+        return dict(items)
+
+    return hook
+
+
+def resolve(ctx: Context, uri: str) -> str:
+    """An absolute URL for a URI from a body or a Location: absolute URLs stay; a path that
+    starts with the root's path is taken as a server path; any other as relative to the root
+    (CDMI bodies give URIs relative to the root; many servers send server paths)."""
+    if "://" in uri:
+        return uri
+    root = ctx.client.base_url
+    root_path = urlsplit(root).path or "/"
+    if uri.startswith(root_path):
+        return urljoin(root, uri)
+    return urljoin(root, uri.lstrip("/"))
+
+
+def expect_version_echo(ctx: Context, response: requests.Response) -> None:
+    echoed = response.headers.get(VERSION_HEADER, "")
+    ctx.expect(echoed, f"a CDMI answer carries {VERSION_HEADER}", response)
+
+
+# --- what the run made ------------------------------------------------------------------------
+
+
+@dataclass
+class Made:
+    """Something the run created: its path below the root, its URL, the create answer."""
+
+    path: str
+    url: str
+    response: requests.Response
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def object_id(self) -> str:
+        return str(self.document.get("objectID", ""))
+
+
+def work_path(ctx: Context, name: str = "") -> str:
+    """A path in the run's container."""
+    return f"{ctx.settings.prefix}/{name}"
+
+
+def create_container(ctx: Context, path: str, body: dict[str, Any] | None = None) -> Made:
+    """CDMI create of container ``path`` (ends in '/'); fails unless 201 + a CDMI body."""
+    url = ctx.client.url(path)
+    response = put(ctx, path, body or {}, content=CONTAINER)
+    if response.status_code < 300:
+        ctx.created(url)
+    ctx.expect_status(response, 201, what=f"CDMI create of container {path}")
+    return Made(path, url, response, document(ctx, response))
+
+
+def create_object(ctx: Context, path: str, body: dict[str, Any]) -> Made:
+    """CDMI create of data object ``path``; fails unless 201 + a CDMI body."""
+    url = ctx.client.url(path)
+    response = put(ctx, path, body)
+    if response.status_code < 300:
+        ctx.created(url)
+    ctx.expect_status(response, 201, what=f"CDMI create of data object {path}")
+    return Made(path, url, response, document(ctx, response))
+
+
+def read(ctx: Context, path: str, *, accept: str | None = None,
+         client: Any = None) -> tuple[dict[str, Any], requests.Response]:
+    """CDMI read of ``path``: its document and the response (fails unless 200)."""
+    response = get(ctx, path, accept=accept, client=client)
+    ctx.expect_status(response, 200)
+    return document(ctx, response), response
+
+
+def value_bytes(ctx: Context, doc: dict[str, Any], response: requests.Response) -> bytes:
+    """The value of a data object's CDMI document, decoded per its valuetransferencoding."""
+    value = doc.get("value")
+    ctx.expect(isinstance(value, str), "a string value field", response)
+    encoding = str(doc.get("valuetransferencoding", "utf-8")).lower()
+    if encoding == "base64":
+        try:
+            return base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            ctx.fail("valuetransferencoding base64 but the value is not base 64", response)
+    ctx.expect(encoding == "utf-8", f"valuetransferencoding utf-8 or base64, not {encoding!r}",
+               response)
+    return str(value).encode("utf-8")
+
+
+# --- capabilities -----------------------------------------------------------------------------
+
+
+def claims(capabilities: dict[str, Any], name: str) -> bool:
+    """Whether a capability is offered: "true" (booleans, sent by some servers, tolerated) or
+    a non-empty, non-"false" value."""
+    value = capabilities.get(name)
+    if isinstance(value, bool):
+        return value
+    return value is not None and str(value).strip().lower() not in ("", "false", "0")
+
+
+def require(ctx: Context, capabilities: dict[str, Any], *names: str) -> None:
+    """Skip unless every capability in ``names`` is claimed (what is not claimed is not
+    required: CDMI 1.1.1 §12.1)."""
+    missing = [n for n in names if not claims(capabilities, n)]
+    if missing:
+        ctx.skip(f"not claimed by the server, so not required: {', '.join(missing)}")
+
+
+def read_capabilities(ctx: Context, uri: str) -> dict[str, Any]:
+    doc, response = read(ctx, resolve(ctx, uri), accept=CAPABILITY)
+    capabilities = doc.get("capabilities")
+    if not isinstance(capabilities, dict):
+        ctx.fail("a capability object with a capabilities field (a JSON object)", response)
+    return dict(capabilities)
+
+
+@SUITE.fixture("system-capabilities")
+def system_capabilities(ctx: Context) -> dict[str, Any]:
+    """The system-wide capabilities (``<root>cdmi_capabilities/``)."""
+    return read_capabilities(ctx, ctx.client.url("cdmi_capabilities/"))
+
+
+# --- the run's objects --------------------------------------------------------------------------
+
+
+@SUITE.fixture("work", writes=True)
+def work(ctx: Context) -> Made:
+    """The run's container, ``<root><prefix>/``: everything else is made in it."""
+    return create_container(ctx, work_path(ctx))
+
+
+@SUITE.fixture("container-capabilities", writes=True)
+def container_capabilities(ctx: Context) -> dict[str, Any]:
+    made: Made = ctx.need("work")
+    uri = made.document.get("capabilitiesURI")
+    if not isinstance(uri, str) or not uri:
+        ctx.fail("the container has no capabilitiesURI", made.response)
+    return read_capabilities(ctx, uri)
+
+
+@SUITE.fixture("text-object", writes=True)
+def text_object(ctx: Context) -> Made:
+    """A UTF-8 data object made in CDMI with user metadata."""
+    ctx.need("work")
+    return create_object(ctx, work_path(ctx, "text.txt"), {
+        "mimetype": "text/plain", "value": TEXT_VALUE,
+        "metadata": {"colour": "blue", "shape": "round"}})
+
+
+@SUITE.fixture("object-capabilities", writes=True)
+def object_capabilities(ctx: Context) -> dict[str, Any]:
+    made: Made = ctx.need("text-object")
+    uri = made.document.get("capabilitiesURI")
+    if not isinstance(uri, str) or not uri:
+        ctx.fail("the data object has no capabilitiesURI", made.response)
+    return read_capabilities(ctx, uri)
