@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from auth.x509 import FrontEnd, X509Authenticator, client_certificate
 from gateway.errors import NotAuthenticated
 
 EXTENSION = "nimbostratus.auth"
+ROCCI = re.compile(r"\brOCCI", re.IGNORECASE)  # rOCCI-cli, rOCCI-api, rOCCI-core
 FRONT_END = "nimbostratus.auth.front_end"
 
 
@@ -75,9 +77,20 @@ def current_principal() -> Principal:
 
 
 def challenge() -> str:
-    """The ``WWW-Authenticate`` value of a 401 from the current app."""
+    """The ``WWW-Authenticate`` value of a 401 from the current app.
+
+    Every configured method's challenge, in chain order, except for rOCCI clients (the EGI
+    world's ``occi`` command): they match the header against
+    ``/^(Keystone|snf-auth) uri=(["'])(.+)(["'])$/``, so when the token method is configured
+    they get its Keystone challenge alone, as rOCCI-server sent it."""
     chain: AuthChain = current_app.extensions[EXTENSION]
-    return chain.challenge(current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url)
+    base_url = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
+    token = chain.find("token")
+    if token is not None and ROCCI.search(request.headers.get("User-Agent", "")):
+        keystone = token.challenge(base_url)
+        if keystone:
+            return keystone
+    return chain.challenge(base_url)
 
 
 def init_app(app: Flask, chain: AuthChain, *, public_paths: tuple[str, ...] = ()) -> None:

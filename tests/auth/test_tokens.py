@@ -174,6 +174,14 @@ def test_the_401_challenge_carries_basic_and_keystone(make_node: NodeFactory) ->
     assert response.headers.get_all("WWW-Authenticate") == [
         "Basic realm=\"nimbostratus\", Keystone uri='http://localhost/auth/'"
     ]
+    rocci = {"User-Agent": "rOCCI-cli/4.3.13 rOCCI-api/4.3.13 OCCI/1.1"}
+    assert node.client.get("/compute/", headers=rocci).headers.get_all("WWW-Authenticate") == [
+        "Keystone uri='http://localhost/auth/'"  # rOCCI matches the whole value
+    ]
+    basic_only = make_node(auth_methods="local")
+    assert basic_only.client.get("/compute/", headers=rocci).headers["WWW-Authenticate"] == (
+        'Basic realm="nimbostratus"'
+    )
     public = make_node(auth_methods="local,token", public_url="https://cloud.example.org/occi")
     assert public.client.get("/compute/").headers["WWW-Authenticate"] == (
         "Basic realm=\"nimbostratus\", Keystone uri='https://cloud.example.org/occi/auth/'"
