@@ -1,0 +1,94 @@
+"""Each CDMI check group can fail: the suite against a tiny CDMI server of its own
+(tests/conformance/broken_cdmi.py), first unbroken (the checks under test pass), then with one
+fault at a time (the check aimed at fails, with evidence)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conformance.cdmi import SUITE
+from conformance.framework import Outcome, Report, Runner, Settings
+from conformance.http import Client, Credentials
+from tests.conformance.broken_cdmi import BREAKS, make_app
+from tests.conformance.servers import serving
+
+# fault -> the check that must fail because of it (at least one per check group)
+CASES = {
+    "version-not-echoed": "CDMI-VER-001",
+    "unsupported-version-ok": "CDMI-VER-004",
+    "wrong-content-type": "CDMI-MT-001",
+    "no-406": "CDMI-MT-004",
+    "capability-booleans": "CDMI-CAP-002",
+    "value-range-ignored": "CDMI-CAP-020",
+    "children-range-ignored": "CDMI-CAP-012",
+    "children-missing": "CDMI-CON-002",
+    "no-301": "CDMI-CON-005",
+    "slashless-container-ok": "CDMI-CON-006",
+    "delete-nonempty-409": "CDMI-CON-009",
+    "base64-garbled": "CDMI-OBJ-004",
+    "update-drops-mimetype": "CDMI-OBJ-006",
+    "bad-base64-ok": "CDMI-OBJ-008",
+    "plain-wrong-type": "CDMI-HTTP-001",
+    "no-206": "CDMI-HTTP-003",
+    "bad-crc": "CDMI-ID-002",
+    "container-by-id-404": "CDMI-ID-004",
+    "corrupt-id-found": "CDMI-ID-005",
+    "fields-ignored": "CDMI-FLD-001",
+    "metadata-merged": "CDMI-MD-002",
+    "short-times": "CDMI-MD-005",
+    "size-settable": "CDMI-MD-006",
+    "bad-json-500": "CDMI-ERR-001",
+    "acl-ignored": "CDMI-ACL-001",
+    "acl-grant-ignored": "CDMI-ACL-002",
+    "grant-allows-write": "CDMI-ACL-003",
+}
+
+
+def run(url: str, only: tuple[str, ...] = ()) -> Report:
+    client = Client(url, Credentials(user="toy", password="toy"))
+    peers = {"user2": Client(url, Credentials(user="toy2", password="toy2"))}
+    settings = Settings(base_url=url, prefix="nimbo-conformance-toy", only=only)
+    return Runner(SUITE, settings, client, peers=peers).run()
+
+
+@pytest.fixture(scope="module")
+def unbroken() -> Iterator[tuple[Report, int]]:
+    app = make_app()
+    with serving(app) as url:
+        yield run(url), len(app.nodes)
+
+
+def test_every_fault_is_known() -> None:
+    assert set(CASES) == BREAKS
+
+
+def test_every_group_has_a_failing_case() -> None:
+    groups = {c.group for c in SUITE.checks}
+    aimed = {c.group for c in SUITE.checks if c.id in CASES.values()}
+    assert aimed == groups
+
+
+@pytest.mark.parametrize("check_id", sorted(set(CASES.values())))
+def test_unbroken_server_passes_the_checks_under_test(unbroken: tuple[Report, int],
+                                                      check_id: str) -> None:
+    results = {r.check.id: r for r in unbroken[0].results}
+    assert results[check_id].outcome is Outcome.PASSED, results[check_id].message
+
+
+def test_unbroken_server_leaves_nothing_behind(unbroken: tuple[Report, int]) -> None:
+    report, nodes = unbroken
+    assert report.cleanup_errors == []
+    assert nodes == 1  # the root container only
+
+
+@pytest.mark.parametrize(("fault", "check_id"), sorted(CASES.items()))
+def test_a_fault_fails_its_check(fault: str, check_id: str) -> None:
+    app = make_app([fault])
+    with serving(app) as url:
+        report = run(url, only=(check_id,))
+    result = next(r for r in report.results if r.check.id == check_id)
+    assert result.outcome is Outcome.FAILED, (fault, result.outcome, result.message)
+    assert result.message and result.evidence
+    assert list(app.nodes) == [""], "the run left objects behind"
