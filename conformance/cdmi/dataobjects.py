@@ -270,6 +270,24 @@ def plain_binary_as_base64(ctx: Context) -> None:
     ctx.expect(value_bytes(ctx, doc, response) == BINARY_VALUE, "the bytes written", response)
 
 
+@SUITE.check("CDMI-HTTP-008", clause=cdmi("8", "update a data object (non-CDMI), "
+                                          "Content-Range"),
+             level=Level.MAY, group="plain-http", writes=True,
+             title="a plain PUT with Content-Range bytes 2-4/<size> writes those bytes only")
+def plain_partial_write(ctx: Context) -> None:
+    ctx.need("work")
+    path = work_path(ctx, "plain-partial")
+    first = ctx.client.put(path, headers={"Content-Type": "text/plain"}, data=b"abcdefgh")
+    if first.status_code < 300:
+        ctx.created(ctx.client.url(path))
+    ctx.expect_status(first, 201, what="plain create")
+    response = ctx.client.put(path, headers={"Content-Type": "text/plain",
+                                             "Content-Range": "bytes 2-4/8"}, data=b"XYZ")
+    ctx.expect_status(response, 204, 200)
+    answer = ctx.client.get(path)
+    ctx.expect(answer.content == b"abXYZfgh", "abXYZfgh", answer)
+
+
 # --- capabilities of data objects, exercised ---------------------------------------------------
 
 
