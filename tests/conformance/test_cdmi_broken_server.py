@@ -4,11 +4,14 @@ fault at a time (the check aimed at fails, with evidence)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from conformance.cdmi import SUITE
+from conformance.cli import main
 from conformance.framework import Outcome, Report, Runner, Settings
 from conformance.http import Client, Credentials
 from tests.conformance.broken_cdmi import BREAKS, make_app
@@ -92,3 +95,21 @@ def test_a_fault_fails_its_check(fault: str, check_id: str) -> None:
     assert result.outcome is Outcome.FAILED, (fault, result.outcome, result.message)
     assert result.message and result.evidence
     assert list(app.nodes) == [""], "the run left objects behind"
+
+
+def test_command_line_second_user(tmp_path: Path) -> None:
+    """--user2/--password2 reach the ACL checks; without them they are skipped."""
+    with serving(make_app()) as url:
+        base = ["cdmi", url, "--user", "toy", "--password", "toy", "--only", "CDMI-ACL"]
+        with_second = tmp_path / "with.json"
+        assert main([*base, "--user2", "toy2", "--password2", "toy2",
+                     "--json", str(with_second)]) == 0
+        without = tmp_path / "without.json"
+        assert main([*base, "--json", str(without)]) == 0
+    ran = json.loads(with_second.read_text())["results"]
+    assert ran and all(r["outcome"] == "passed" for r in ran)
+    skipped = json.loads(without.read_text())["results"]
+    assert skipped and all(r["outcome"] == "skipped" and "--user2" in r["message"]
+                           for r in skipped)
+    with pytest.raises(SystemExit):
+        main([*base, "--password2", "x"])
