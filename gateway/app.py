@@ -11,10 +11,12 @@ import auth.flask
 from auth.chain import AuthChain
 from backends.blobfs import FilesystemBlobStore
 from cdmi.http.views import bp as cdmi_blueprint
-from gateway import tokens_http
+from gateway import audit, hardening, tokens_http
+from gateway.audit import AuditLog
 from gateway.authentication import build_chain
 from gateway.config import Config, load_config
 from gateway.queue import JobQueue, connect
+from gateway.ratelimit import RateLimiter
 from gateway.services.accounts import Accounts
 from gateway.services.catalog import Catalog
 from gateway.services.cdmi import CdmiService
@@ -38,6 +40,8 @@ class Nimbo:
     accounts: Accounts
     auth: AuthChain
     cdmi: CdmiService
+    limiter: RateLimiter
+    audit: AuditLog
 
 
 def build(config: Config) -> Nimbo:
@@ -47,6 +51,7 @@ def build(config: Config) -> Nimbo:
     catalog = Catalog(store, config)
     occi = OcciService(store, queue, catalog, config)
     accounts = Accounts(store, admin_groups=_names(config.auth_admin_groups))
+    limiter = RateLimiter(queue.connection, config)
     return Nimbo(
         config,
         store,
@@ -55,13 +60,15 @@ def build(config: Config) -> Nimbo:
         occi,
         MixinService(store, catalog),
         accounts,
-        build_chain(config, accounts),
+        limiter.guard(build_chain(config, accounts)),
         CdmiService(
             store,
             FilesystemBlobStore(config.effective_blob_dir),
             config,
             exports=OcciExports(store, occi),
         ),
+        limiter=limiter,
+        audit=AuditLog(store, queue.connection, config),
     )
 
 
@@ -83,9 +90,12 @@ def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flas
         NIMBO_CDMI_REQUIRE_VERSION=config.cdmi_require_version_header,
     )
     app.extensions["nimbostratus"] = nimbo
+    hardening.init_app(app, config)
     issues_tokens = nimbo.auth.find("token") is not None
     public_paths = tokens_http.PUBLIC_PATHS if issues_tokens else ()
     auth.flask.init_app(app, nimbo.auth, public_paths=public_paths)
+    nimbo.limiter.init_app(app)  # around the authentication hook
+    audit.init_app(app, nimbo.audit, config.cdmi_root)
     if issues_tokens:
         app.register_blueprint(tokens_http.bp)
     app.register_blueprint(cdmi_blueprint, url_prefix=config.cdmi_root.rstrip("/"))

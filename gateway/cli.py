@@ -440,5 +440,70 @@ def _resource_text(resource: str) -> str:
     return f"{resource} ({unit})" if unit == "GiB" else resource
 
 
+@main.command("audit")
+@pass_overrides
+@click.option("--user", help="Only records of this user (or of failed logins as this name).")
+@click.option("--entity", help="Only records of this entity id, CDMI path or object ID.")
+@click.option("--action", help="Only this action (create, delete, start, authenticate, ...).")
+@click.option("--since", help="From this time: ISO 8601 (2024-05-01T12:00Z) or an age (2h, 7d).")
+@click.option("--until", help="Before this time, as --since.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
+def audit_log(
+    data_dir: str | None,
+    user: str | None,
+    entity: str | None,
+    action: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> None:
+    """Show the audit log, newest first (records still pending in Redis are moved first)."""
+    from datetime import UTC, datetime
+
+    from gateway.audit import AuditLog, Query, as_document, parse_time
+    from gateway.queue import connect
+    from gateway.store.db import Store
+
+    config = _config(data_dir)
+    store = Store(config.effective_database_url)
+    store.create_schema()
+    connection = connect(config.effective_redis_url)
+    log = AuditLog(store, connection, config)
+    try:
+        now = datetime.now(UTC)
+        query = Query(
+            user=user,
+            entity=entity,
+            action=action,
+            since=parse_time(since, now) if since else None,
+            until=parse_time(until, now) if until else None,
+            limit=limit,
+        )
+        try:
+            log.flush()
+        except NimboError as exc:
+            click.echo(f"warning: the newest records may be missing: {exc.message}", err=True)
+        rows, more = log.query(query)
+    except NimboError as exc:
+        _fail(exc)
+    finally:
+        connection.close()
+        store.dispose()
+    columns = ("time", "user", "address", "action", "kind", "entity", "status", "operations")
+    table = [[_audit_cell(as_document(row)[name]) for name in columns] for row in rows]
+    widths = [max([len(name), *(len(line[i]) for line in table)]) for i, name in enumerate(columns)]
+    click.echo("  ".join(name.upper().ljust(w) for name, w in zip(columns, widths, strict=True)))
+    for line in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    if more:
+        click.echo("(more records match; raise --limit or narrow with --since/--until)")
+
+
+def _audit_cell(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value) if value not in ("", None) else "-"
+
+
 if __name__ == "__main__":
     main()

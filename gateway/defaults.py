@@ -342,6 +342,66 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # --- tenancy and quotas (helper block) ---
     # --- rate limits, audit, request limits (helper block) ---
+    Setting(
+        "rate_limit_user",
+        "",
+        str,
+        "Requests per principal as N/SECONDS (600/60: 600 a minute, bursts up to 600), kept in "
+        "Redis across API processes (429 above); empty or 0: no limit.",
+    ),
+    Setting(
+        "rate_limit_address",
+        "",
+        str,
+        "Requests per client address as N/SECONDS, whether or not they authenticate (an "
+        "address over it is refused before authentication); empty or 0: no limit.",
+    ),
+    Setting(
+        "rate_limit_auth_failures",
+        "30/60",
+        str,
+        "Refused passwords (HTTP Basic) per client address as N/SECONDS; past it that "
+        "address's password logins get 429, right or wrong, until it recovers; empty or 0: off.",
+    ),
+    Setting(
+        "rate_limit_exempt",
+        "",
+        str,
+        "Client addresses or networks no rate limit applies to, comma-separated "
+        "(monitoring, e.g. 192.0.2.7, 10.1.0.0/16).",
+    ),
+    Setting(
+        "audit_flush_seconds",
+        2,
+        int,
+        "Seconds between moves of new audit records from Redis into the store (each API process).",
+    ),
+    Setting(
+        "audit_retention_days",
+        0,
+        int,
+        "Days audit records are kept in the store (0: for ever).",
+    ),
+    Setting(
+        "json_max_depth",
+        32,
+        int,
+        "Deepest nesting of arrays and objects in an OCCI or CDMI JSON body (400 deeper).",
+    ),
+    Setting(
+        "request_line_max",
+        8190,
+        int,
+        "Longest request line (method, URL, version) gunicorn reads, 1..8190 (414 above).",
+    ),
+    Setting("request_fields_max", 100, int, "Most header fields in a request (431 above)."),
+    Setting("request_field_bytes", 8190, int, "Longest request header field (431 above)."),
+    Setting(
+        "hsts_seconds",
+        31536000,
+        int,
+        "max-age of Strict-Transport-Security on answers sent over TLS (0: no such header).",
+    ),
     Setting("cdmi_root", "/cdmi/", str, "URL path CDMI is served under (OCCI owns the rest)."),
     Setting(
         "cdmi_enterprise_number",

@@ -49,3 +49,27 @@ def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLCont
     context = default_ssl_context_factory()
     context.verify_flags |= ssl.VERIFY_ALLOW_PROXY_CERTS
     return context
+
+# --- request limits (settings request_line_max, request_fields_max, request_field_bytes) ---
+# gunicorn answers 414 for a longer request line and 431 for too many or too long header
+# fields before the app sees the request.
+_limits = load_config()
+limit_request_line = _limits.request_line_max
+limit_request_fields = _limits.request_fields_max
+limit_request_field_size = _limits.request_field_bytes
+
+
+def post_worker_init(worker: Any) -> None:
+    """Each worker moves audit records from Redis into the store (gateway.audit)."""
+    from gateway.audit import start_flusher
+
+    start_flusher(worker.wsgi)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """A worker that stops (also on a graceful shutdown) flushes the audit records left."""
+    from gateway.audit import stop_flusher
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        stop_flusher(app)

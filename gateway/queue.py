@@ -10,6 +10,7 @@ import redis
 from rq import Queue, Retry
 from rq.results import Result
 
+from gateway.audit import note_operation
 from gateway.config import Config
 from gateway.errors import BackendError, ServiceUnavailable
 
@@ -56,6 +57,7 @@ class JobQueue:
     ) -> None:
         """Enqueue ``job(entity_id, operation_id)``; the RQ job id is the operation id, so
         enqueueing the same operation twice leaves one job."""
+        note_operation(operation_id)
         retries = self._config.job_retries
         with redis_errors():
             self.queue(host).enqueue_call(

@@ -39,6 +39,7 @@ from cdmi.request import (
     negotiate_version,
     selection,
 )
+from gateway import audit, json_limits
 from gateway.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -46,6 +47,7 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from gateway.hardening import incident, whole_body
 from gateway.services.cdmi import Redirect
 from occi.http.errors import extra_headers, status_for
 
@@ -121,8 +123,7 @@ def _moved(redirect: Redirect) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return _error(NimboError("internal error; the administrator can find details in the log"))
+    return _error(NimboError(incident(error)))  # logged with its traceback; the client: an id
 
 
 @bp.errorhandler(HTTPException)
@@ -180,15 +181,18 @@ def _media(produced: CdmiType) -> str:
 
 
 def _json_body() -> dict[str, Any]:
-    data = request.get_data(cache=False)
+    data = whole_body(cache=False)
     if not data.strip():
         return {}
     try:
-        body = json.loads(data)
+        body = json_limits.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("a CDMI request body is a JSON object")
+    for operation in ("move", "copy"):  # the audit log tells them from creates
+        if isinstance(body.get(operation), str):
+            audit.note(action=operation, detail=f"from {body[operation][:900]}")
     return body
 
 

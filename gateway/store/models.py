@@ -222,3 +222,30 @@ class CdmiExport(Base):
     )
     storage_id: Mapped[str] = mapped_column(String(64), unique=True)
     protocol: Mapped[str] = mapped_column(String(32), default="OCCI/iSCSI")
+
+
+class AuditRecord(Base):
+    """One state-changing request, refused login or admin command (see :mod:`gateway.audit`):
+    who (``principal`` and the ``source`` that vouched for it; for a refused login the name
+    tried and no source), from where, what (``method``, ``path``, ``action``), to which entity
+    or object (``kind``, ``entity``), the HTTP ``status`` and the operations it queued."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    principal: Mapped[str] = mapped_column(String(USER_NAME_MAX), default="")
+    source: Mapped[str] = mapped_column(String(16), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(1024))
+    action: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64), default="")
+    entity: Mapped[str] = mapped_column(String(1024), default="", index=True)
+    status: Mapped[int] = mapped_column(Integer)
+    operations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_audit_log_principal_at", "principal", "at"),)

@@ -30,6 +30,7 @@ from gateway.errors import (
     NotImplementedByServer,
     ParseError,
 )
+from gateway.hardening import incident, whole_body
 from occi.core import ActionRequest, Category, Entity, Kind, Mixin, RenderContext
 from occi.http.errors import extra_headers, status_for
 from occi.infrastructure import COMPUTE, KINDS
@@ -72,7 +73,7 @@ def _headers() -> list[tuple[str, str]]:
 
 
 def _body() -> bytes:
-    return request.get_data(cache=True)
+    return whole_body(cache=True)
 
 
 def _parser():  # type: ignore[no-untyped-def]
@@ -180,8 +181,7 @@ def _http_error(error: HTTPException) -> Any:
 
 @bp.app_errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    failure = NimboError("internal error; the administrator can find details in the log")
+    failure = NimboError(incident(error))  # logged with its traceback; the client gets an id
     rendered = renderer_for(TEXT_PLAIN).error(500, failure.message)
     return _respond(rendered, 500)
 

@@ -25,6 +25,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from gateway import json_limits
 from gateway.errors import ParseError
 from occi.core import (
     Action,
@@ -238,9 +239,10 @@ def _reject_constant(name: str) -> Any:
 
 
 def load(body: bytes) -> Any:
-    """The JSON document in ``body``; :class:`ParseError` if it is not JSON."""
+    """The JSON document in ``body``; :class:`ParseError` if it is not JSON or nests deeper
+    than the setting ``json_max_depth``."""
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return json_limits.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"invalid JSON: {exc}") from exc
 

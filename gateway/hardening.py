@@ -1,0 +1,243 @@
+"""What every answer of the gateway gets, whichever protocol served it.
+
+- Security headers on every response (OCCI, CDMI, errors, 404s, the admin routes):
+  ``X-Content-Type-Options``, ``X-Frame-Options``, ``Content-Security-Policy``,
+  ``Referrer-Policy``; ``Cache-Control: no-store`` on answers to requests that carried
+  credentials, unless the view set its own; ``Strict-Transport-Security`` on answers sent
+  over TLS (``hsts_seconds``).
+- The JSON depth limit of :mod:`gateway.json_limits`, set for each request.
+- Incidents: an unexpected exception becomes a 500 whose body names only an incident id;
+  the traceback is logged under that id (:func:`incident`).
+- Secrets never reach a log: a log record factory redacts ``Authorization`` and
+  ``X-Auth-Token`` values, passwords, tokens and JWTs in every record any logger makes
+  (gunicorn's access log included), installed once per process (:func:`redact_logs`).
+- The client's address (:func:`client_address`): ``REMOTE_ADDR``, or, when that is a proxy
+  listed in ``auth_trusted_proxies``, the nearest address in ``X-Forwarded-For`` that is not
+  such a proxy. Rate limits and the audit log use it.
+
+Request size limits live where they are enforced: bodies by ``MAX_CONTENT_LENGTH`` (OCCI) and
+the CDMI blueprint (413; :func:`whole_body` closes Werkzeug's gap for chunked bodies), the
+request line and header fields by gunicorn (:mod:`gateway.gunicorn_conf`: 414 and 431).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app, g, has_request_context, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from gateway import json_limits
+from gateway.config import Config
+from gateway.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+)
+CREDENTIAL_HEADERS = ("Authorization", "X-Auth-Token")
+JSON_DEPTH_RANGE = range(1, 1001)
+TRUSTED_PROXIES = "nimbostratus.trusted_proxies"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def init_app(app: Flask, config: Config) -> None:
+    """Register the hooks on ``app`` and make sure this process's logs are redacted."""
+    if config.json_max_depth not in JSON_DEPTH_RANGE:
+        raise ConfigurationError("json_max_depth must be between 1 and 1000")
+    redact_logs()
+    trusted = networks(config.auth_trusted_proxies, "auth_trusted_proxies")
+    hsts = f"max-age={config.hsts_seconds}" if config.hsts_seconds > 0 else None
+    depth = config.json_max_depth
+
+    app.extensions[TRUSTED_PROXIES] = trusted
+
+    @app.before_request
+    def _limits() -> None:
+        json_limits.MAX_DEPTH.set(depth)
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        for name, value in SECURITY_HEADERS:
+            headers[name] = value
+        if "Cache-Control" not in headers and (
+            g.get("principal") is not None or any(h in request.headers for h in CREDENTIAL_HEADERS)
+        ):
+            headers["Cache-Control"] = "no-store"
+        if hsts and request.scheme == "https":
+            headers["Strict-Transport-Security"] = hsts
+        return response
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+def whole_body(*, cache: bool = True) -> bytes:
+    """The request body, all of it, or 413 past ``request.max_content_length``.
+
+    Werkzeug refuses a ``Content-Length`` over the limit at once, but a chunked body it cuts
+    at the limit and hands out the first part as if it were all: a truncated document that
+    may still parse. Here a body that fills the limit is checked for one byte more."""
+    data = request.get_data(cache=cache)
+    limit = request.max_content_length
+    streamed = request.content_length is None
+    if streamed and limit is not None and len(data) >= limit and request.input_stream.read(1):
+        raise RequestEntityTooLarge()
+    return data
+
+
+# --- incidents ------------------------------------------------------------------------------
+
+
+def incident(error: BaseException) -> str:
+    """Log ``error`` with its traceback under a new incident id; return the message a client
+    gets instead (the id and nothing else of the error)."""
+    number = secrets.token_hex(6)
+    where = f" on {request.method} {request.path}" if has_request_context() else ""
+    log.error("incident %s: unhandled %s%s", number, type(error).__name__, where, exc_info=error)
+    return (
+        f"internal error (incident {number}); the administrator can find what happened in "
+        "the log under this id"
+    )
+
+
+# --- client addresses -----------------------------------------------------------------------
+
+
+def networks(value: str, setting: str) -> tuple[Network, ...]:
+    """Comma-separated addresses or networks (``10.0.0.0/8``) of a setting."""
+    found = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigurationError(f"{setting}: {item!r} is no address or network") from exc
+    return tuple(found)
+
+
+def listed(address: str, among: Iterable[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in among)
+
+
+def forwarded_client(
+    remote_addr: str, forwarded_for: str | None, trusted: tuple[Network, ...]
+) -> str:
+    """The client address: the peer, or behind trusted proxies the nearest hop in
+    ``X-Forwarded-For`` (read right to left) that is not one of them. Hops a client wrote
+    itself (left of the first untrusted one) are never believed."""
+    if not trusted or not forwarded_for or not listed(remote_addr, trusted):
+        return remote_addr
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote_addr  # a proxy that writes no address: trust none of it
+        if not listed(hop, trusted):
+            return hop
+    return hops[0]
+
+
+def client_address() -> str:
+    """The current request's client address (see :func:`forwarded_client`)."""
+    cached: str | None = g.get("nimbo_client_address")
+    if cached is None:
+        cached = forwarded_client(
+            str(request.environ.get("REMOTE_ADDR") or ""),
+            request.headers.get("X-Forwarded-For"),
+            current_app.extensions.get(TRUSTED_PROXIES, ()),
+        )
+        g.nimbo_client_address = cached
+    return cached
+
+
+# --- redacted logs --------------------------------------------------------------------------
+
+REDACTED = "[redacted]"
+_SECRET_NAMES = (
+    r"authorization|x[-_]auth[-_]token|auth[-_]?token|access[-_]?token|refresh[-_]?token"
+    r"|id[-_]?token|client[-_]?secret|password|passwd|secret|token"
+)
+# a name, a separator ("name: v", "name=v", "'name': 'v'", "('name', 'v')"), an optional
+# scheme word, then the value
+_NAMED = re.compile(
+    rf"""(?ix)
+    (?<![a-z0-9])(?P<name>{_SECRET_NAMES})
+    (?P<sep>["']?\s*[:=]\s*["']?|["']\s*,\s*["'])
+    (?P<scheme>(?:basic|bearer|digest|negotiate)\s+)?
+    (?P<value>[^\s"'&,;)\]}}]+)
+    """
+)
+_SCHEME = re.compile(r"(?i)\b(?P<scheme>basic|bearer)\s+(?P<value>[A-Za-z0-9+/=._~-]{8,})")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with credential values replaced by ``[redacted]``."""
+    if not text:
+        return text
+    text = _NAMED.sub(lambda m: f"{m['name']}{m['sep']}{m['scheme'] or ''}{REDACTED}", text)
+    text = _SCHEME.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+    return _JWT.sub(REDACTED, text)
+
+
+_install_lock = threading.Lock()
+_installed = False
+
+
+def redact_logs() -> None:
+    """Make every log record of this process redacted at birth (message, arguments and a
+    traceback's text), whichever handler writes it later. Installed once; idempotent."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _redact_record(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _installed = True
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a bad format string: let the handler report it
+        return
+    record.msg, record.args = redact(message), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Request headers as they may be logged: credential fields replaced."""
+    return {
+        name: REDACTED if name.lower() in ("authorization", "x-auth-token", "cookie") else value
+        for name, value in headers.items()
+    }
