@@ -73,6 +73,7 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.hardening import client_address
+from gateway.ratelimit import ADMITTED
 from gateway.store.db import Store
 from gateway.store.models import AuditRecord
 from occi.infrastructure import KINDS, LINK
@@ -228,7 +229,7 @@ def entry_for(response: Response, cdmi_root: str) -> Entry | None:
         address=client_address(),
         operations=list(g.get("nimbo_audit_operations", ())),
     )
-    principal = g.get("principal")
+    principal = g.get("principal") or g.get(ADMITTED)  # the latter: views that authenticate
     if principal is not None:
         entry.principal, entry.source = principal.name, principal.source
     elif (basic := basic_credentials(request.headers.get("Authorization"))) is not None:

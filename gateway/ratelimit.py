@@ -215,7 +215,7 @@ class RateLimiter:
         app.before_request(self._check_request)
 
     def guard(self, chain: AuthChain) -> AuthChain:
-        return GuardedChain(chain, self) if self.enabled else chain
+        return GuardedChain(chain, self)
 
     # --- hooks ----------------------------------------------------------------------------
 
@@ -335,12 +335,18 @@ def _offers_password() -> bool:
     return scheme == "basic "
 
 
-class GuardedChain(AuthChain):
-    """The gateway's authentication chain with refused credentials counted per address.
+ADMITTED = "nimbo_admitted"
+"""``flask.g`` attribute: the principal the chain admitted in this request, also when a view
+authenticated for itself (the audit log names it)."""
 
-    It is the chain it wraps (same authenticators, same admit step) with one difference:
+
+class GuardedChain(AuthChain):
+    """The gateway's authentication chain, with its answers counted per address.
+
+    It is the chain it wraps (same authenticators, same admit step) with two differences:
     a refusal goes through :meth:`RateLimiter.refused` first, which may turn the 401 into
-    a 429."""
+    a 429; an admitted principal through :meth:`RateLimiter.admitted`, and it is kept in
+    ``g.nimbo_admitted`` for the audit log."""
 
     def __init__(self, chain: AuthChain, limiter: RateLimiter) -> None:
         vars(self).update(vars(chain))  # the wrapped chain's state, whatever it holds
@@ -354,5 +360,7 @@ class GuardedChain(AuthChain):
             if spent is not None:
                 raise spent from refused
             raise
+        if has_request_context():
+            setattr(g, ADMITTED, principal)
         self.limiter.admitted(credentials, principal)
         return principal

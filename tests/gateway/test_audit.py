@@ -169,6 +169,20 @@ def test_refused_logins_are_recorded_with_the_name_tried_never_the_password(
     assert stored and secret not in "".join(stored)
 
 
+def test_a_token_issued_names_who_got_it(make_node: NodeFactory) -> None:
+    node = make_node(HOST, auth_methods="local,token")
+    issued = node.client.post("/auth/tokens", headers=_basic("alice"))
+    assert issued.status_code == 201
+    refused = node.client.post("/auth/tokens", headers=_basic("bob", "not-his"))
+    assert refused.status_code == 401
+    found = records(node)
+    assert pick(found, "user", "source", "path", "action", "status") == [
+        ("alice", "local", "/auth/tokens", "create", 201),
+        ("bob", "", "/auth/tokens", "authenticate", 401),
+    ]
+    assert issued.get_json()["token"] not in json.dumps(found)
+
+
 def test_the_kind_of_each_write_is_told_from_its_url() -> None:
     def said(method: str, path: str, status: int = 200, location: str | None = None,
              action: str | None = None) -> tuple[str, str, str]:
