@@ -235,7 +235,7 @@ def inherited(parent: Sequence[Ace], *, container: bool) -> tuple[Ace, ...]:
     return tuple(result)
 
 
-def _applies(ace: Ace, subject: Subject, owner: str) -> bool:
+def _applies(ace: Ace, subject: Subject, owner: str, group: str | None) -> bool:
     who = ace.identifier
     if who == EVERYONE:
         return True
@@ -247,28 +247,44 @@ def _applies(ace: Ace, subject: Subject, owner: str) -> bool:
         return subject.name == owner
     if who in (ADMINISTRATOR, ADMINUSERS):
         return subject.is_admin
-    if who == GROUP:
-        return False  # objects have no owning group here
+    if who == GROUP:  # the object's group (see gateway.services.tenancy)
+        return group is not None and group in subject.groups
     if ace.flags & IDENTIFIER_GROUP:
         return who in subject.groups
     return who == subject.name
 
 
-def allowed(aces: Sequence[Ace], subject: Subject, owner: str, wanted: int) -> bool:
-    """Whether ``subject`` holds every bit of ``wanted`` on an object with ``owner``."""
+def allowed(
+    aces: Sequence[Ace], subject: Subject, owner: str, wanted: int, group: str | None = None
+) -> bool:
+    """Whether ``subject`` holds every bit of ``wanted`` on an object with ``owner`` (and
+    ``group``, the one ``GROUP@`` means)."""
     if subject.is_admin:
         return True
-    granted = 0
+    return granted(aces, subject, owner, wanted, group) == wanted
+
+
+def granted(
+    aces: Sequence[Ace], subject: Subject, owner: str, wanted: int, group: str | None = None
+) -> int:
+    """The bits of ``wanted`` that ``subject`` holds (admins: all of them)."""
+    if subject.is_admin:
+        return wanted
+    held = 0
     decided = 0
     for ace in aces:
-        if ace.acetype == AUDIT or ace.flags & INHERIT_ONLY or not _applies(ace, subject, owner):
+        if (
+            ace.acetype == AUDIT
+            or ace.flags & INHERIT_ONLY
+            or not _applies(ace, subject, owner, group)
+        ):
             continue
         fresh = ace.mask & wanted & ~decided
         if not fresh:
             continue
         if ace.acetype == ALLOW:
-            granted |= fresh
+            held |= fresh
         decided |= fresh
         if decided & wanted == wanted:
             break
-    return granted & wanted == wanted
+    return held & wanted

@@ -27,6 +27,11 @@ DEFAULT_DOMAIN = "cdmi_domains/default/"
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 1024
 
+GROUP_METADATA = "org.nimbostratus.group"
+"""The object's group (vendor storage-system metadata; CDMI 1.1.1 names no group item): the
+group ``GROUP@`` means and whose members share the object (see gateway.services.tenancy). A
+client names it in ``metadata`` like ``cdmi_acl``; it is never stored as user metadata."""
+
 # Storage-system metadata: made by the server from its columns; what clients send is ignored.
 SYSTEM_METADATA = frozenset(
     {
@@ -39,6 +44,7 @@ SYSTEM_METADATA = frozenset(
         "cdmi_owner",
         "cdmi_acl",
         "cdmi_hash",
+        GROUP_METADATA,
     }
 )
 
@@ -159,6 +165,7 @@ class ObjectState:
     acount: int
     mcount: int
     extra: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None
 
     @property
     def name(self) -> str | None:
@@ -179,6 +186,7 @@ class ObjectState:
 
 
 def system_metadata(state: ObjectState) -> dict[str, Any]:
+    group = {GROUP_METADATA: state.group} if state.group is not None else {}
     return {
         "cdmi_size": str(state.size),
         "cdmi_ctime": timestamp(state.ctime),
@@ -187,6 +195,7 @@ def system_metadata(state: ObjectState) -> dict[str, Any]:
         "cdmi_acount": str(state.acount),
         "cdmi_mcount": str(state.mcount),
         "cdmi_owner": state.owner,
+        **group,
         "cdmi_acl": state.acl,
     }
 

@@ -225,20 +225,138 @@ def users() -> None:
 def users_add(data_dir: str | None, name: str, admin: bool) -> None:
     """Add user NAME; the password is read from standard input."""
     from auth.passwords import hash_password
-    from gateway.store.db import Store
     from gateway.store.models import User
 
     password = sys.stdin.readline().rstrip("\n")
     if len(password) < 8:
         raise click.ClickException("the password (read from stdin) needs at least 8 characters")
-    config = _config(data_dir)
-    store = Store(config.effective_database_url)
-    store.create_schema()
-    with store.session(write=True) as session:
-        if session.get(User, name) is not None:
-            raise click.ClickException(f"user {name} exists already")
-        session.add(User(name=name, password_hash=hash_password(password), is_admin=admin))
+    store = _users_store(data_dir)
+    try:
+        with store.session(write=True) as session:
+            if session.get(User, name) is not None:
+                raise click.ClickException(f"user {name} exists already")
+            session.add(User(name=name, password_hash=hash_password(password), is_admin=admin))
+    finally:
+        store.dispose()
     click.echo(f"user {name} added")
+
+
+# A running API caches successful logins for 30 s (auth/local.py) and accounts for 10 s
+# (gateway/services/accounts.py): a changed password, group list, admin flag or a disabled
+# account takes effect there within 30 s.
+TAKES_EFFECT = "a running API applies it within 30 s"
+
+
+def _users_store(data_dir: str | None) -> Any:
+    from gateway.store.db import Store
+
+    store = Store(_config(data_dir).effective_database_url)
+    store.create_schema()
+    return store
+
+
+def _change_user(data_dir: str | None, name: str, change: Any, *, local: str = "") -> None:
+    """Run ``change(user)`` on the row of ``name`` in a write transaction; ``local``: what
+    only local accounts have (an external identity's source keeps it)."""
+    from gateway.store.models import User
+
+    store = _users_store(data_dir)
+    try:
+        with store.session(write=True) as session:
+            user = session.get(User, name)
+            if user is None:
+                raise click.ClickException(f"no user {name}")
+            if local and user.source != "local":
+                raise click.ClickException(
+                    f"{name} is an {user.source} identity: its {local} come from {user.source}"
+                )
+            change(user)
+    finally:
+        store.dispose()
+
+
+@users.command("passwd")
+@pass_overrides
+@click.argument("name")
+def users_passwd(data_dir: str | None, name: str) -> None:
+    """Set the password of local user NAME, read from standard input."""
+    from auth.passwords import hash_password
+
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise click.ClickException("the password (read from stdin) needs at least 8 characters")
+    hashed = hash_password(password)
+
+    def change(user: Any) -> None:
+        user.password_hash = hashed
+
+    _change_user(data_dir, name, change, local="password and groups")
+    click.echo(f"password of {name} changed; {TAKES_EFFECT}")
+
+
+@users.command("disable")
+@pass_overrides
+@click.argument("name")
+def users_disable(data_dir: str | None, name: str) -> None:
+    """Refuse every request of user NAME (its entities stay)."""
+    _change_user(data_dir, name, lambda user: setattr(user, "disabled", True))
+    click.echo(f"user {name} disabled; {TAKES_EFFECT}")
+
+
+@users.command("enable")
+@pass_overrides
+@click.argument("name")
+def users_enable(data_dir: str | None, name: str) -> None:
+    """Accept user NAME again."""
+    _change_user(data_dir, name, lambda user: setattr(user, "disabled", False))
+    click.echo(f"user {name} enabled; {TAKES_EFFECT}")
+
+
+@users.command("groups")
+@pass_overrides
+@click.argument("name")
+@click.argument("groups", default="")
+def users_groups(data_dir: str | None, name: str, groups: str) -> None:
+    """Set the groups of local user NAME: GROUPS comma-separated (none given: no group)."""
+    from gateway.services.tenancy import group_name
+
+    try:
+        names = sorted({g for g in (group_name(n, what="group") for n in groups.split(",")) if g})
+    except NimboError as exc:
+        _fail(exc)
+    _change_user(data_dir, name, lambda user: setattr(user, "groups", names), local="groups")
+    click.echo(f"groups of {name}: {', '.join(names) or 'none'}; {TAKES_EFFECT}")
+
+
+@users.command("admin")
+@pass_overrides
+@click.argument("name")
+@click.option("--on/--off", "on", required=True, help="Give or take administrator rights.")
+def users_admin(data_dir: str | None, name: str, on: bool) -> None:
+    """Give user NAME administrator rights (--on) or take them (--off)."""
+    _change_user(data_dir, name, lambda user: setattr(user, "is_admin", on))
+    click.echo(f"user {name} {'is' if on else 'is no longer'} an administrator; {TAKES_EFFECT}")
+
+
+@users.command("list")
+@pass_overrides
+def users_list(data_dir: str | None) -> None:
+    """Every account: name, source, admin, disabled, groups (tab-separated)."""
+    from sqlalchemy import select
+
+    from gateway.store.models import User
+
+    store = _users_store(data_dir)
+    try:
+        with store.session() as session:
+            rows = session.scalars(select(User).order_by(User.name)).all()
+            click.echo("name\tsource\tadmin\tdisabled\tgroups")
+            for user in rows:
+                flags = ("yes" if user.is_admin else "no", "yes" if user.disabled else "no")
+                groups = ",".join(sorted(user.groups or ()))
+                click.echo("\t".join((user.name, user.source, *flags, groups)))
+    finally:
+        store.dispose()
 
 
 @main.group()

@@ -341,6 +341,20 @@ SETTINGS: tuple[Setting, ...] = (
         "other API processes within this time (at once in the one that revoked it).",
     ),
     # --- tenancy and quotas (helper block) ---
+    Setting(
+        "group_policy",
+        "read",
+        str,
+        "What members of an entity's or CDMI object's group may do: 'read', 'full' (read, "
+        "change, act, delete, link) or 'none'; everyone else but the owner and admins gets 404.",
+    ),
+    Setting(
+        "tenancy_default_group",
+        "none",
+        str,
+        "Group of what a user creates without naming one: 'none' (private) or 'primary' (the "
+        "creator's group when they are in exactly one).",
+    ),
     # --- rate limits, audit, request limits (helper block) ---
     Setting(
         "rate_limit_user",

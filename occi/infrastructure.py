@@ -89,6 +89,25 @@ def _state_attrs(prefix: str, states: tuple[str, ...], default: str) -> tuple[A,
     )
 
 
+# --- tenancy (every instantiable kind) ----------------------------------------------------
+
+OWNER_ATTRIBUTE = "org.nimbostratus.owner"
+GROUP_ATTRIBUTE = "org.nimbostratus.group"
+TENANCY_ATTRIBUTES = (
+    A(
+        OWNER_ATTRIBUTE,
+        T.STRING,
+        mutable=False,
+        description="User who owns the entity (set by the server)",
+    ),
+    A(
+        GROUP_ATTRIBUTE,
+        T.STRING,
+        description="Group whose members share the entity (one of the owner's groups; a "
+        "link's is its source compute's)",
+    ),
+)
+
 # --- compute ----------------------------------------------------------------------------
 
 START = Action(COMPUTE_ACTION, "start", "Start the compute")
@@ -175,6 +194,7 @@ COMPUTE = Kind(
             description="Location of the serial console log (GET: text/plain, ?bytes=N: the "
             "last N bytes)",
         ),
+        *TENANCY_ATTRIBUTES,
     ),
 )
 
@@ -206,6 +226,7 @@ STORAGE = Kind(
             description="Size in GiB",
         ),
         *_state_attrs("occi.storage", ("online", "offline", "error"), "offline"),
+        *TENANCY_ATTRIBUTES,
     ),
 )
 
@@ -225,6 +246,7 @@ NETWORK = Kind(
         A("occi.network.vlan", T.INTEGER, minimum=0, maximum=4095, description="802.1q VLAN id"),
         A("occi.network.label", T.STRING, pattern=r"[A-Za-z0-9._-]+", description="Label"),
         *_state_attrs("occi.network", ("active", "inactive", "error"), "inactive"),
+        *TENANCY_ATTRIBUTES,
     ),
 )
 
@@ -271,6 +293,7 @@ NETWORKINTERFACE = Kind(
             description="MAC address",
         ),
         *_state_attrs("occi.networkinterface", ("active", "inactive", "error"), "inactive"),
+        *TENANCY_ATTRIBUTES,
     ),
 )
 
@@ -321,6 +344,7 @@ STORAGELINK = Kind(
         A("occi.storagelink.deviceid", T.STRING, description="Device in the guest (vdb...)"),
         A("occi.storagelink.mountpoint", T.STRING, description="Mount point in the guest"),
         *_state_attrs("occi.storagelink", ("active", "inactive", "error"), "inactive"),
+        *TENANCY_ATTRIBUTES,
     ),
 )
 

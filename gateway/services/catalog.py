@@ -1,8 +1,10 @@
 """The categories a principal sees: infrastructure, provider templates (flavours from the
-configuration, images from the store) and the principal's own user mixins.
+configuration, public images and the images and user mixins the principal sees under
+:mod:`gateway.services.tenancy`: their own and their groups').
 
-A :class:`~occi.registry.Registry` is cached per principal and rebuilt when the store's
-``catalog_version`` changes (bumped by every change of images or user mixins).
+A :class:`~occi.registry.Registry` is cached per :func:`~gateway.services.tenancy.access_key`
+(name, admin flag, groups) and rebuilt when the store's ``catalog_version`` changes (bumped by
+every change of images or user mixins).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from auth.principal import Principal
 from gateway.config import Config
+from gateway.services.tenancy import Tenancy, access_key
 from gateway.store.db import Store
 from gateway.store.models import Image, Meta, UserMixin
 from occi import infrastructure as infra
@@ -59,6 +62,7 @@ class Catalog:
     def __init__(self, store: Store, config: Config) -> None:
         self._store = store
         self._config = config
+        self.tenancy = Tenancy.from_config(config)
         self.os_scheme = template_scheme(config, "os_tpl")
         self.resource_scheme = template_scheme(config, "resource_tpl")
         self._flavour_mixins = [
@@ -75,8 +79,9 @@ class Catalog:
             with self._store.read() as own:
                 return self.registry(principal, own)
         version = reader.scalar(_VERSION) or 0
+        key = access_key(principal)
         with self._lock:
-            cached = self._cache.get(principal.name)
+            cached = self._cache.get(key)
         if cached and cached[0] == version:
             return cached[1]
         if isinstance(reader, Session):
@@ -85,26 +90,21 @@ class Catalog:
             with self._store.session() as session:
                 registry = self._build(principal, session)
         with self._lock:
-            self._cache[principal.name] = (version, registry)
+            self._cache[key] = (version, registry)
         return registry
 
     def _build(self, principal: Principal, session: Session) -> Registry:
-        images = session.scalars(
-            select(Image).where(
-                or_(
-                    Image.owner.is_(None),
-                    Image.owner == principal.name,
-                    *([Image.owner.is_not(None)] if principal.is_admin else []),
-                )
-            )
-        ).all()
+        seen = self.tenancy.visible(principal, Image.owner, Image.group)
+        query = select(Image)
+        if seen is not None:
+            query = query.where(or_(Image.owner.is_(None), seen))
+        images = session.scalars(query).all()
         os_mixins = [
             os_template(OsImage(i.term, i.title or i.term), self.os_scheme) for i in images
         ]
-        query = select(UserMixin)
-        if not principal.is_admin:
-            query = query.where(UserMixin.owner == principal.name)
-        user = [user_mixin(row) for row in session.scalars(query)]
+        seen = self.tenancy.visible(principal, UserMixin.owner, UserMixin.group)
+        mixins = select(UserMixin) if seen is None else select(UserMixin).where(seen)
+        user = [user_mixin(row) for row in session.scalars(mixins)]
         return Registry.build(templates=[*self._flavour_mixins, *os_mixins], user_mixins=user)
 
     def default_flavour(self, registry: Registry) -> Mixin | None:

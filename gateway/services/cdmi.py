@@ -37,6 +37,7 @@ from cdmi.model import (
     DATAOBJECT,
     DEFAULT_DOMAIN,
     DOMAINS_DIR,
+    GROUP_METADATA,
     KNOWN_FIELDS,
     MAX_PATH_BYTES,
     OBJECTID_DIR,
@@ -58,6 +59,7 @@ from gateway.errors import (
     InvalidRequest,
     NotFound,
 )
+from gateway.services.tenancy import Tenancy
 from gateway.store.db import Store
 from gateway.store.models import CdmiObjectRow
 
@@ -191,6 +193,7 @@ def state_of(row: RowMapping | CdmiObjectRow) -> ObjectState:
         acount=get("acount"),
         mcount=get("mcount"),
         extra=dict(get("extra") or {}),
+        group=get("group"),
     )
 
 
@@ -219,6 +222,7 @@ class CdmiService:
         self.enterprise = config.cdmi_enterprise_number
         self.exports = exports
         self.access = AccessLog()
+        self.tenancy = Tenancy.from_config(config)
         self.root_id = self._ensure_root()
         self.domain_ids = {
             "": objectid.derived(self.enterprise, DOMAINS_DIR + "/"),
@@ -247,17 +251,26 @@ class CdmiService:
 
     # --- lookups ---------------------------------------------------------------------------
 
-    def _row(self, reader: Connection | Session, target: Target) -> RowMapping | None:
-        """The row a PATH or BY_ID target names, or None."""
+    def _row(
+        self, reader: Connection | Session, target: Target, principal: Principal | None
+    ) -> RowMapping | None:
+        """The row a PATH or BY_ID target names, or None; also None for a row ``principal``
+        does not see (or, by ID, whose container they do not see): see :meth:`_sees`. A
+        principal of None sees everything."""
         if target.kind == PATH:
-            return self._by_path(reader, target.path)
+            return self._seen(self._by_path(reader, target.path), principal)
         if target.kind == BY_ID:
-            row = self._by_id(reader, target.object_id)
+            row = self._seen(self._by_id(reader, target.object_id), principal)
             if row is None or not target.rest:
                 return row
             if row["kind"] != CONTAINER or row["path"] is None:
                 raise NotFound(f"object {target.object_id} has no children")
-            return self._by_path(reader, row["path"] + target.rest)
+            return self._seen(self._by_path(reader, row["path"] + target.rest), principal)
+        return None
+
+    def _seen(self, row: RowMapping | None, principal: Principal | None) -> RowMapping | None:
+        if row is None or principal is None or self._sees(state_of(row), principal):
+            return row
         return None
 
     @staticmethod
@@ -277,11 +290,11 @@ class CdmiService:
             .first()
         )
 
-    def _path_of(self, target: Target, reader: Connection | Session) -> str:
+    def _path_of(self, target: Target, reader: Connection | Session, principal: Principal) -> str:
         """The path below the root a PATH or BY_ID(+rest) target stands for."""
         if target.kind == PATH:
             return target.path
-        row = self._by_id(reader, target.object_id)
+        row = self._seen(self._by_id(reader, target.object_id), principal)
         if row is None:
             raise NotFound(f"no object with ID {target.object_id}")
         if row["path"] is None:
@@ -290,34 +303,61 @@ class CdmiService:
             raise InvalidRequest(f"object {target.object_id} has no path")
         return str(row["path"]) + target.rest
 
-    def _check_slash(self, reader: Connection | Session, target: Target) -> None:
-        """An existing container named without its slash: 301 to the slashed URL."""
+    def _check_slash(
+        self, reader: Connection | Session, target: Target, principal: Principal
+    ) -> None:
+        """An existing container (that the principal sees) named without its slash: 301 to
+        the slashed URL."""
         if target.slash or target.kind not in (PATH, BY_ID):
             return
         if target.kind == PATH:
-            row = self._by_path(reader, target.path + "/")
+            row = self._seen(self._by_path(reader, target.path + "/"), principal)
             if row is not None:
                 raise Redirect(self.root_uri + target.path + "/")
         elif not target.rest:
-            row = self._by_id(reader, target.object_id)
+            row = self._seen(self._by_id(reader, target.object_id), principal)
             if row is not None and row["kind"] == CONTAINER:
                 raise Redirect(f"{self.root_uri}{OBJECTID_DIR}/{target.object_id}/")
         else:
-            base = self._by_id(reader, target.object_id)
+            base = self._seen(self._by_id(reader, target.object_id), principal)
             if base is not None and base["path"] is not None:
                 row = self._by_path(reader, str(base["path"]) + target.rest + "/")
-                if row is not None:
+                if self._seen(row, principal) is not None:
                     raise Redirect(
                         f"{self.root_uri}{OBJECTID_DIR}/{target.object_id}/{target.rest}/"
                     )
 
     def _require(self, state: ObjectState, principal: Principal, mask: int, what: str) -> None:
-        aces = acl.from_stored(state.acl)
-        if not acl.allowed(aces, subject(principal), state.owner, mask):
+        if not self._may(state, principal, mask):
             raise Forbidden(f"{principal.name} may not {what} {self._describe(state)}")
 
+    def _aces(self, state: ObjectState) -> tuple[acl.Ace, ...]:
+        """The object's ACL, then the group policy as ACEs (the ACL may deny what it grants)."""
+        return (*acl.from_stored(state.acl), *self.tenancy.group_aces())
+
     def _may(self, state: ObjectState, principal: Principal, mask: int) -> bool:
-        return acl.allowed(acl.from_stored(state.acl), subject(principal), state.owner, mask)
+        return acl.allowed(
+            self._aces(state), subject(principal), state.owner, mask, state.group
+        )
+
+    def _sees(self, state: ObjectState, principal: Principal) -> bool:
+        """Whether the object exists for the principal: they hold some right on it. For
+        everyone else every route answers as for a path or ID where nothing is (404)."""
+        held = acl.granted(
+            self._aces(state), subject(principal), state.owner, acl.ALL_PERMS, state.group
+        )
+        return held != 0
+
+    def _check_free(
+        self, reader: Connection | Session, path: str, target: Target, principal: Principal
+    ) -> None:
+        """A new object's path (and its twin with or without the slash) is not taken by one
+        the principal does not see: 404, the answer of a read there."""
+        bare = path.rstrip("/")
+        for taken in (bare, bare + "/"):
+            row = self._by_path(reader, taken)
+            if row is not None and self._seen(row, principal) is None:
+                raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
 
     def _describe(self, state: ObjectState) -> str:
         if state.path is None:
@@ -336,13 +376,13 @@ class CdmiService:
         :meth:`read_special`)."""
         self._flush_access()
         with self.store.read() as reader:
-            row = self._row(reader, target)
+            row = self._row(reader, target, principal)
             if row is None:
-                self._check_slash(reader, target)
+                self._check_slash(reader, target, principal)
                 raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
             state = self.access.overlay(state_of(row))
             if state.kind == CONTAINER and not target.slash:
-                self._check_slash(reader, target)
+                self._check_slash(reader, target, principal)
             if state.kind == DATAOBJECT and target.slash:
                 raise NotFound(f"{self.uri_of(state)} is a data object, not a container")
             children = None
@@ -397,20 +437,21 @@ class CdmiService:
         self, reader: Connection, principal: Principal, state: ObjectState, selection: Selection
     ) -> tuple[list[str], str]:
         query = (
-            select(T.name, T.kind, T.owner, T.acl)
+            select(T.name, T.kind, T.owner, T.group, T.acl)
             .where(T.parent_id == state.id, T.name != SNAPSHOTS_DIR)
             .order_by(T.name)
         )
         rows = reader.execute(query).all()
         names = []
-        for name, kind, owner, stored_acl in rows:
-            # In a shared container (the root) a user lists only what they may read.
-            if state.path == "" and not acl.allowed(
-                acl.from_stored(stored_acl or []),
-                subject(principal),
-                owner,
-                acl.READ_OBJECT,
-            ):
+        who = subject(principal)
+        policy = self.tenancy.group_aces()
+        for name, kind, owner, group, stored_acl in rows:
+            # A user lists what exists for them (see _sees): in the root, what they may read.
+            aces = (*acl.from_stored(stored_acl or []), *policy)
+            if state.path == "":
+                if not acl.allowed(aces, who, owner, acl.READ_OBJECT, group):
+                    continue
+            elif not acl.granted(aces, who, owner, acl.ALL_PERMS, group):
                 continue
             names.append(f"{name}/" if kind == CONTAINER else str(name))
         first = 0
@@ -564,8 +605,12 @@ class CdmiService:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def _locked(self, session: Session, target: Target) -> CdmiObjectRow | None:
-        mapping = self._row(session, target)
+    def _locked(
+        self, session: Session, target: Target, principal: Principal | None
+    ) -> CdmiObjectRow | None:
+        """The row of ``target``, locked for the transaction; None also for one the principal
+        does not see (see :meth:`_row`)."""
+        mapping = self._row(session, target, principal)
         if mapping is None:
             return None
         query = select(CdmiObjectRow).where(CdmiObjectRow.id == mapping["id"])
@@ -578,7 +623,7 @@ class CdmiService:
     ) -> CdmiObjectRow:
         holder = parent_path(path)
         parent = session.scalars(select(CdmiObjectRow).where(CdmiObjectRow.path == holder)).first()
-        if parent is None:
+        if parent is None or not self._sees(state_of(parent), principal):
             raise NotFound(f"the parent container {self.root_uri}{holder} does not exist")
         if parent.kind != CONTAINER:
             raise NotFound(f"{self.root_uri}{holder.rstrip('/')} is not a container")
@@ -605,6 +650,12 @@ class CdmiService:
         name = None
         if path is not None:
             name = path.rstrip("/").rsplit("/", 1)[-1]
+        # A container's children take its group (a setgid directory); what is created in the
+        # root or by ID only gets the creator's default (see gateway.services.tenancy).
+        if parent is not None and parent.path != "":
+            group = parent.group
+        else:
+            group = self.tenancy.default_for(principal)
         return CdmiObjectRow(
             id=objectid.new(self.enterprise),
             kind=kind,
@@ -612,6 +663,7 @@ class CdmiService:
             name=name,
             path=path,
             owner=principal.name,
+            group=group,
             mimetype="text/plain" if kind == DATAOBJECT else "",
             encoding="utf-8",
             size=0,
@@ -642,6 +694,20 @@ class CdmiService:
             raise Conflict(
                 f"{self.root_uri}{row.path} was created by someone else just now"
             ) from exc
+
+    def _set_group(
+        self, principal: Principal, row: CdmiObjectRow, asked: Any, *, created: bool
+    ) -> None:
+        """Apply the group a body's metadata names (``_MISSING``: none named): at create one of
+        the creator's groups, later a change by the owner or an admin only."""
+        if asked is _MISSING:
+            return
+        if created:
+            row.group = self.tenancy.new_group(principal, asked, what=GROUP_METADATA)
+        else:
+            row.group = self.tenancy.regroup(
+                principal, row.owner, row.group, asked, what=GROUP_METADATA
+            )
 
     # data objects --------------------------------------------------------------------------
 
@@ -705,22 +771,25 @@ class CdmiService:
         partial: bool,
     ) -> Written:
         metadata_in, explicit_acl = _metadata_of(body)
+        asked_group = _group_of(body)
         mimetype = _mimetype_of(body)
         _check_domain(body, self.root_uri)
         _check_capabilities_uri(body, self.root_uri, DATAOBJECT)
         extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
         with self.store.session(write=True) as session:
-            row = self._locked(session, target)
+            row = self._locked(session, target, principal)
             created = row is None
             parent = None
             if row is None:
                 if target.kind == BY_ID and not target.rest:
                     raise NotFound(f"no object with ID {target.object_id}")
-                path = self._path_of(target, session)
-                self._check_slash(session, target)
+                path = self._path_of(target, session, principal)
+                self._check_slash(session, target, principal)
                 self._check_new_path(path, target)
                 parent = self._parent(session, path, principal, acl.ADD_OBJECT)
+                self._check_free(session, path, target, principal)
                 row = self._new_row(principal, parent, path, DATAOBJECT, explicit_acl)
+                self._set_group(principal, row, asked_group, created=True)
                 self._flush_new(session, row)
             else:
                 if row.kind != DATAOBJECT:
@@ -735,6 +804,7 @@ class CdmiService:
                 if explicit_acl is not None:
                     self._require(state, principal, acl.WRITE_ACL, "change the ACL of")
                     row.acl = acl.to_stored(acl.parse(explicit_acl))
+                self._set_group(principal, row, asked_group, created=False)
                 row.mcount += 1
             moment = _now()
             if metadata_in is not None:
@@ -795,6 +865,10 @@ class CdmiService:
             if operation == "copy":
                 return self.copy(principal, None, str(body["copy"]), body, kind=DATAOBJECT)
             metadata, explicit_acl = _metadata_of(body)
+            asked = _group_of(body)
+            group = self.tenancy.new_group(
+                principal, None if asked is _MISSING else asked, what=GROUP_METADATA
+            )
             mimetype = _mimetype_of(body)
             staged = self._stage_value(body, Selection()) if "value" in body else None
             blob = staged[0] if staged and staged[0] else self.blobs.stage([])
@@ -806,6 +880,7 @@ class CdmiService:
                     mimetype,
                     metadata or {},
                     explicit_acl,
+                    group,
                 )
         container = self._container_for_post(principal, target)
         name = objectid.new(self.enterprise)
@@ -816,7 +891,7 @@ class CdmiService:
         if not target.slash:
             raise InvalidRequest("POST creates a child of a container: end the URL with '/'")
         with self.store.read() as reader:
-            row = self._row(reader, target)
+            row = self._row(reader, target, principal)
             if row is None:
                 raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
             if row["kind"] != CONTAINER or row["path"] is None:
@@ -831,10 +906,13 @@ class CdmiService:
         mimetype: str | None,
         metadata: dict[str, Any],
         explicit_acl: Any,
+        group: str | None,
     ) -> Written:
-        """A data object outside the tree, reachable by its ID only, holding ``blob``."""
+        """A data object outside the tree, reachable by its ID only, holding ``blob``, in
+        ``group``."""
         with self.store.session(write=True) as session:
             row = self._new_row(principal, None, None, DATAOBJECT, explicit_acl)
+            row.group = group
             row.metadata_ = metadata
             if mimetype:
                 row.mimetype = mimetype
@@ -860,16 +938,17 @@ class CdmiService:
             raise InvalidRequest("PUT needs an object ID or a path")
         # Refuse before reading a possibly huge body.
         with self.store.read() as reader:
-            existing = self._row(reader, target)
+            existing = self._row(reader, target, principal)
             if existing is None:
-                self._check_slash(reader, target)
-                path = self._path_of(target, reader)
+                self._check_slash(reader, target, principal)
+                path = self._path_of(target, reader, principal)
                 self._check_new_path(path, target)
                 holder = parent_path(path)
-                parent = self._by_path(reader, holder)
+                parent = self._seen(self._by_path(reader, holder), principal)
                 if parent is None or parent["kind"] != CONTAINER:
                     raise NotFound(f"the parent container {self.root_uri}{holder} does not exist")
                 self._require(state_of(parent), principal, acl.ADD_OBJECT, "create data objects in")
+                self._check_free(reader, path, target, principal)
             else:
                 state = state_of(existing)
                 if state.kind != DATAOBJECT:
@@ -904,7 +983,13 @@ class CdmiService:
         staged, encoding = self._stage_upload(chunks, charset)
         with staged:
             return self._create_id_only(
-                principal, staged, encoding, mimetype or "application/octet-stream", {}, None
+                principal,
+                staged,
+                encoding,
+                mimetype or "application/octet-stream",
+                {},
+                None,
+                self.tenancy.default_for(principal),
             )
 
     def _stage_upload(self, chunks: Iterable[bytes], charset: str | None) -> tuple[StagedBlob, str]:
@@ -927,13 +1012,14 @@ class CdmiService:
         partial: bool,
     ) -> Written:
         with self.store.session(write=True) as session:
-            row = self._locked(session, target)
+            row = self._locked(session, target, principal)
             created = row is None
             if row is None:
                 if target.kind == BY_ID and not target.rest:
                     raise NotFound(f"no object with ID {target.object_id}")
-                path = self._path_of(target, session)
+                path = self._path_of(target, session, principal)
                 parent = self._parent(session, path, principal, acl.ADD_OBJECT)
+                self._check_free(session, path, target, principal)
                 row = self._new_row(principal, parent, path, DATAOBJECT)
                 self._flush_new(session, row)
             else:
@@ -980,6 +1066,7 @@ class CdmiService:
         if operation == "copy":
             return self.copy(principal, target, str(body["copy"]), body, kind=CONTAINER)
         metadata_in, explicit_acl = _metadata_of(body)
+        asked_group = _group_of(body)
         exports = body.get("exports")
         if exports is not None and not isinstance(exports, dict):
             raise InvalidRequest("exports must be a JSON object keyed by protocol")
@@ -997,20 +1084,22 @@ class CdmiService:
         _check_capabilities_uri(body, self.root_uri, CONTAINER)
         extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
         with self.store.session(write=True) as session:
-            row = self._locked(session, target)
+            row = self._locked(session, target, principal)
             created = row is None
             if row is None:
                 if snapshot is not None:
                     raise NotFound("a snapshot is taken of an existing container")
                 if target.kind == BY_ID and not target.rest:
                     raise NotFound(f"no object with ID {target.object_id}")
-                path = self._path_of(target, session)
+                path = self._path_of(target, session, principal)
                 self._check_new_path(path, target)
-                existing_object = self._by_path(session, path.rstrip("/"))
+                existing_object = self._seen(self._by_path(session, path.rstrip("/")), principal)
                 if existing_object is not None:
                     raise Conflict(f"{self.root_uri}{path.rstrip('/')} is a data object")
                 parent = self._parent(session, path, principal, acl.ADD_SUBCONTAINER)
+                self._check_free(session, path, target, principal)
                 row = self._new_row(principal, parent, path, CONTAINER, explicit_acl)
+                self._set_group(principal, row, asked_group, created=True)
                 self._flush_new(session, row)
                 if metadata_in is not None:
                     row.metadata_ = metadata_in
@@ -1028,6 +1117,7 @@ class CdmiService:
                 if explicit_acl is not None:
                     self._require(state, principal, acl.WRITE_ACL, "change the ACL of")
                     row.acl = acl.to_stored(acl.parse(explicit_acl))
+                self._set_group(principal, row, asked_group, created=False)
                 if exports is not None or snapshot is not None:
                     self._require(state, principal, acl.WRITE_METADATA, "change")
             if extra:
@@ -1070,16 +1160,20 @@ class CdmiService:
             raise InvalidRequest("server-made objects cannot be deleted")
         blobs: list[str] = []
         self._unexport(principal, target)
+        missing = NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
         with self.store.session(write=True) as session:
-            row = self._locked(session, target)
+            # Not limited to what the principal sees: a container's DELETE_OBJECT right lets
+            # its owner delete children they cannot see (checked below).
+            row = self._locked(session, target, None)
             if row is None:
-                self._check_slash(session, target)
-                raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
+                self._check_slash(session, target, principal)
+                raise missing
             state = state_of(row)
+            seen = self._sees(state, principal)
             if row.path == "":
                 raise InvalidRequest("the root container cannot be deleted")
-            if row.kind == CONTAINER and not target.slash:
-                self._check_slash(session, target)
+            if row.kind == CONTAINER and not target.slash and seen:
+                self._check_slash(session, target, principal)
             if target.in_snapshot and not (row.path or "").endswith(
                 f"/{SNAPSHOTS_DIR}/{row.name}/"
             ):
@@ -1090,6 +1184,8 @@ class CdmiService:
                 if parent is not None:
                     mask = acl.DELETE_SUBCONTAINER if row.kind == CONTAINER else acl.DELETE_OBJECT
                     allowed = self._may(state_of(parent), principal, mask)
+            if not allowed and not seen:
+                raise missing
             if not allowed:
                 raise Forbidden(f"{principal.name} may not delete {self._describe(state)}")
             if row.kind == CONTAINER and row.path is not None:
@@ -1112,7 +1208,7 @@ class CdmiService:
         if self.exports is None:
             return
         with self.store.read() as reader:
-            row = self._row(reader, target)
+            row = self._row(reader, target, principal)
             if row is None or row["kind"] != CONTAINER or row["path"] is None:
                 return
             state = state_of(row)
@@ -1142,10 +1238,12 @@ class CdmiService:
             raise InvalidRequest(f"copy/move source {uri!r}: {exc.message}") from exc
         if source_target.kind not in (PATH, BY_ID):
             raise InvalidRequest(f"copy/move source {uri!r} is not a container or data object")
-        row = self._locked(session, source_target)
+        row = self._locked(session, source_target, principal)
         if row is None and source_target.kind == PATH and not source_target.slash:
             row = self._locked(
-                session, replace(source_target, path=source_target.path + "/", slash=True)
+                session,
+                replace(source_target, path=source_target.path + "/", slash=True),
+                principal,
             )
         if row is None:
             raise InvalidRequest(f"copy/move source {uri!r} does not exist")
@@ -1171,14 +1269,14 @@ class CdmiService:
                     raise InvalidRequest(f"copy source {source_uri!r} is not a {kind}")
                 source_state = state_of(source)
                 if not self._may(source_state, principal, acl.READ_OBJECT | acl.READ_METADATA):
-                    raise InvalidRequest(
+                    raise Forbidden(
                         f"copy source {source_uri!r} is not readable by {principal.name}"
                     )
                 if target is None:  # POST cdmi_objectid/ {"copy": …}: an ID-only copy
                     parent = None
                     path = None
                 else:
-                    existing = self._locked(session, target)
+                    existing = self._locked(session, target, principal)
                     if existing is not None:
                         if existing.kind != kind:
                             raise InvalidRequest("copy over an object of another kind")
@@ -1200,7 +1298,7 @@ class CdmiService:
                         session.flush()
                         blob.publish(existing.id)
                         return Written(False, state_of(existing), existing.parent_id)
-                    path = self._path_of(target, session)
+                    path = self._path_of(target, session, principal)
                     self._check_new_path(path, target)
                     parent = self._parent(
                         session,
@@ -1208,6 +1306,7 @@ class CdmiService:
                         principal,
                         acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT,
                     )
+                    self._check_free(session, path, target, principal)
                     if (
                         kind == CONTAINER
                         and source.path is not None
@@ -1298,13 +1397,11 @@ class CdmiService:
                 raise InvalidRequest("the root container cannot be moved")
             source_state = state_of(source)
             if not self._may(source_state, principal, acl.DELETE):
-                raise InvalidRequest(
-                    f"move source {source_uri!r} may not be moved by {principal.name}"
-                )
-            existing = self._locked(session, target)
+                raise Forbidden(f"move source {source_uri!r} may not be moved by {principal.name}")
+            existing = self._locked(session, target, principal)
             if existing is not None and existing.id == source.id:
                 return Written(False, state_of(existing), existing.parent_id)
-            path = self._path_of(target, session)
+            path = self._path_of(target, session, principal)
             self._check_new_path(path, target)
             parent = self._parent(
                 session,
@@ -1312,6 +1409,8 @@ class CdmiService:
                 principal,
                 acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT,
             )
+            if existing is None:
+                self._check_free(session, path, target, principal)
             if existing is not None:
                 if existing.kind != DATAOBJECT or kind != DATAOBJECT:
                     raise Conflict(f"{self.uri_of(state_of(existing))} exists")
@@ -1349,9 +1448,7 @@ class CdmiService:
             if source.kind != DATAOBJECT:
                 raise InvalidRequest("only data objects can be moved to ID-only access")
             if not self._may(state_of(source), principal, acl.DELETE):
-                raise InvalidRequest(
-                    f"move source {source_uri!r} may not be moved by {principal.name}"
-                )
+                raise Forbidden(f"move source {source_uri!r} may not be moved by {principal.name}")
             source.path = source.parent_id = source.name = None
             source.mtime = _now()
             session.flush()
@@ -1368,7 +1465,7 @@ class CdmiService:
         ).first()
         if holder is None:
             holder = self._new_row(principal, row, holder_path, CONTAINER)
-            holder.owner, holder.acl = row.owner, list(row.acl or [])
+            holder.owner, holder.acl, holder.group = row.owner, list(row.acl or []), row.group
             self._flush_new(session, holder)
         snap_path = f"{holder_path}{name}/"
         old = session.scalars(select(CdmiObjectRow).where(CdmiObjectRow.path == snap_path)).first()
@@ -1386,7 +1483,7 @@ class CdmiService:
         staged: list[tuple[str, StagedBlob]] = []
         try:
             snap = self._copy_tree(session, principal, row, holder, snap_path, staged)
-            snap.owner = row.owner
+            snap.owner, snap.group = row.owner, row.group
             session.flush()
             for blob_id, blob in staged:
                 blob.publish(blob_id)
@@ -1444,6 +1541,17 @@ def _metadata_of(body: Mapping[str, Any]) -> tuple[dict[str, Any] | None, Any]:
     if explicit_acl is not None:
         acl.parse(explicit_acl)
     return check_metadata(given), explicit_acl
+
+
+_MISSING = object()
+
+
+def _group_of(body: Mapping[str, Any]) -> Any:
+    """The group the body's metadata names (``""``: none), or ``_MISSING``."""
+    given = body.get("metadata")
+    if not isinstance(given, dict) or GROUP_METADATA not in given:
+        return _MISSING
+    return given[GROUP_METADATA]
 
 
 def _mimetype_of(body: Mapping[str, Any]) -> str | None:

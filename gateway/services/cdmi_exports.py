@@ -32,6 +32,7 @@ from cdmi import acl, objectid
 from cdmi.model import CONTAINER, DATAOBJECT, SNAPSHOTS_DIR, ObjectState
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.services.cdmi import path_under
+from gateway.services.tenancy import Tenancy
 from gateway.store.db import Store
 from gateway.store.models import CdmiExport, CdmiObjectRow, EntityRow
 from occi import infrastructure as infra
@@ -164,7 +165,8 @@ def cdmi_export(
 
     A link means an export when its ``occi.storagelink.deviceid`` is a CDMI object ID or its
     target is a URL under the CDMI root (§13.1 step 2). The container must exist (404), be
-    exported to OCCI (409) and be readable by the principal under its ACL (403)."""
+    exported to OCCI (409) and be readable by the principal under its ACL (403). One the
+    principal holds no right on does not exist for them (404, as for a missing one)."""
     device = attrs.get("occi.storagelink.deviceid")
     container_id = objectid.parse(str(device)) if device else None
     root = str(config.cdmi_root)
@@ -178,7 +180,14 @@ def cdmi_export(
         below = path[len(root) :]
         query = query.where(CdmiObjectRow.path == (below if below.endswith("/") else below + "/"))
     container = session.scalars(query).first()
-    if container is None or container.kind != CONTAINER:
+    tenancy = Tenancy.from_config(config)
+    aces = (*acl.from_stored(container.acl or []), *tenancy.group_aces()) if container else ()
+    who = acl.Subject(principal.name, principal.groups, principal.is_admin)
+    if (
+        container is None
+        or container.kind != CONTAINER
+        or not acl.granted(aces, who, container.owner, acl.ALL_PERMS, container.group)
+    ):
         raise NotFound(f"no CDMI container {device if container_id else target}")
     export = session.get(CdmiExport, container.id)
     storage = session.get(EntityRow, export.storage_id) if export is not None else None
@@ -187,9 +196,7 @@ def cdmi_export(
             f"CDMI container {container.id} is not exported to OCCI: add "
             f'"exports": {{"{PROTOCOL}": {{}}}} to it first'
         )
-    aces = acl.from_stored(container.acl or [])
-    who = acl.Subject(principal.name, principal.groups, principal.is_admin)
-    if not acl.allowed(aces, who, container.owner, acl.READ_OBJECT):
+    if not acl.allowed(aces, who, container.owner, acl.READ_OBJECT, container.group):
         raise Forbidden(f"{principal.name} may not read CDMI container {container.id}")
     return LinkedExport(container, storage)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -53,14 +53,22 @@ from gateway.services.rows import (
     to_entity,
     valid_actions,
 )
+from gateway.services.tenancy import (
+    GROUP_ATTRIBUTE,
+    OWNER_ATTRIBUTE,
+    Tenancy,
+    access_key,
+    group_name,
+)
 from gateway.store.db import Store
-from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation
+from gateway.store.models import EntityMixin, EntityRow, Image, Lease, Operation, UserMixin
 from occi import infrastructure as infra
 from occi.core import ActionRequest, Entity, EntityRequest, Kind, Mixin, Resource
 from occi.registry import Registry
 from occi.validation import canonical_attributes, check_attributes, coerce, definitions
 
 Job = tuple[str | None, JobFunc, str, str]
+R = TypeVar("R", bound=EntityRecord)
 
 CONSOLE_WAIT_SECONDS = 10
 """How long a console read waits for the host's worker before answering 503 (to become the
@@ -92,6 +100,7 @@ class OcciService:
         self.catalog = catalog
         self.config = config
         self.cache = EntityCache(config.entity_cache_size)
+        self.tenancy = Tenancy.from_config(config)
 
     def registry(self, principal: Principal) -> Registry:
         return self.catalog.registry(principal)
@@ -156,11 +165,12 @@ class OcciService:
     def get(self, principal: Principal, kind: Kind, entity_id: str) -> Entity:
         with self.store.read() as reader:
             generation = self.store.generation(reader)
-            entity = self.cache.get(generation, principal.name, entity_id)
+            key = access_key(principal)
+            entity = self.cache.get(generation, key, entity_id)
             if entity is None:
-                row = _visible_to(principal, kind, entity_id, find(reader, entity_id))
+                row = self._seen(principal, kind, entity_id, find(reader, entity_id))
                 entity = to_entity(reader, row, self.catalog.registry(principal, reader))
-                self.cache.put(generation, principal.name, [entity])
+                self.cache.put(generation, key, [entity])
         if entity.kind.type_id != kind.type_id:
             raise NotFound(f"no {kind.term} {entity_id}")
         return entity
@@ -174,7 +184,7 @@ class OcciService:
             raise InvalidRequest(f"bytes must be a positive whole number, not {max_bytes}")
         size = min(max_bytes or DEFAULT_CONSOLE_BYTES, CONSOLE_MAX_BYTES)
         with self.store.read() as reader:
-            row = _visible_to(principal, infra.COMPUTE, compute_id, find(reader, compute_id))
+            row = self._seen(principal, infra.COMPUTE, compute_id, find(reader, compute_id))
         if row.host is None:
             return ""  # never placed: no host has a console of it
         tail = self.queue.call(
@@ -194,7 +204,8 @@ class OcciService:
     ) -> list[Entity]:
         """The entities ``query`` selects, with mixins and links; cached ones from the cache."""
         ids = list(reader.scalars(query.with_only_columns(EntityRow.id)))
-        known = self.cache.get_many(generation, principal.name, ids)
+        key = access_key(principal)
+        known = self.cache.get_many(generation, key, ids)
         missing = [i for i in ids if i not in known]
         fresh: list[Entity] = []
         for start in range(0, len(missing), CHUNK):
@@ -205,7 +216,7 @@ class OcciService:
                 .offset(None),
             )
             fresh += to_entities(reader, chunk, registry)
-        self.cache.put(generation, principal.name, fresh)
+        self.cache.put(generation, key, fresh)
         known.update((e.id, e) for e in fresh)
         return [known[i] for i in ids if i in known]
 
@@ -274,6 +285,7 @@ class OcciService:
                 if server_side == "occi.core.id" and given not in (None, core_id(row.id), row.id):
                     raise InvalidRequest(f"occi.core.id {given} differs from the URL's id")
             attrs = check_attributes(attrs, defs, entity_kind.term)
+            self._regroup(session, principal, row, attrs)
             merged = {**(row.attributes or {}), **attrs}
             _check_immutable(row.attributes or {}, attrs, defs)
             _check_addressing(session, row, attrs)
@@ -379,7 +391,7 @@ class OcciService:
         pending: list[Job] = []
         with self.store.session(write=True) as session:
             rows = session.scalars(
-                self._visible(principal).where(EntityRow.kind == category.type_id)
+                self._changeable(principal).where(EntityRow.kind == category.type_id)
             ).all()
             for row in rows:
                 if not row.deleting:
@@ -436,7 +448,7 @@ class OcciService:
         pending: list[Job] = []
         with self.store.session(write=True) as session:
             registry = self.catalog.registry(principal, session)
-            query = self._visible(principal)
+            query = self._changeable(principal)
             if isinstance(category, Kind):
                 query = query.where(EntityRow.kind == category.type_id)
             else:
@@ -518,6 +530,7 @@ class OcciService:
                 title=f"Saved from compute {row.id}",
                 source="",
                 owner=principal.name,
+                group=row.group,
                 state="saving",
                 origin_compute=row.id,
             )
@@ -535,12 +548,13 @@ class OcciService:
                 f"{mixin.type_id} is a provider template; attach it by updating the entity"
             )
         with self.store.session(write=True) as session:
+            self._check_mixin_change(session, principal, mixin)
             rows = [self._by_location(session, principal, loc) for loc in locations]
             if replace:
                 session.execute(
                     delete(EntityMixin).where(
                         EntityMixin.mixin == mixin.type_id,
-                        EntityMixin.entity_id.in_(self._visible_ids(principal)),
+                        EntityMixin.entity_id.in_(self._changeable_ids(principal)),
                     )
                 )
                 session.flush()
@@ -557,9 +571,10 @@ class OcciService:
                 f"{mixin.type_id} is a provider template; detach it by updating the entity"
             )
         with self.store.session(write=True) as session:
+            self._check_mixin_change(session, principal, mixin)
             query = delete(EntityMixin).where(
                 EntityMixin.mixin == mixin.type_id,
-                EntityMixin.entity_id.in_(self._visible_ids(principal)),
+                EntityMixin.entity_id.in_(self._changeable_ids(principal)),
             )
             if locations is not None:
                 ids = [self._by_location(session, principal, loc).id for loc in locations]
@@ -568,21 +583,78 @@ class OcciService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _visible(self, principal: Principal) -> Select[Any]:
-        """Live entities the principal may see, as ORM rows (for writes)."""
-        return _owned_by(select(EntityRow).where(EntityRow.deleting.is_(False)), principal)
+    def _changeable(self, principal: Principal) -> Select[Any]:
+        """Live entities the principal may change, as ORM rows (for writes)."""
+        where = self.tenancy.changeable(principal, EntityRow.owner, EntityRow.group)
+        query = select(EntityRow).where(EntityRow.deleting.is_(False))
+        return query if where is None else query.where(where)
 
     def _visible_records(self, principal: Principal) -> Select[Any]:
         """Live entities the principal may see, as plain columns (for renderings)."""
-        return _owned_by(entity_query(EntityRow.deleting.is_(False)), principal)
+        where = self.tenancy.visible(principal, EntityRow.owner, EntityRow.group)
+        query = entity_query(EntityRow.deleting.is_(False))
+        return query if where is None else query.where(where)
 
-    def _visible_ids(self, principal: Principal) -> Select[Any]:
-        return _owned_by(select(EntityRow.id), principal)
+    def _changeable_ids(self, principal: Principal) -> Select[Any]:
+        where = self.tenancy.changeable(principal, EntityRow.owner, EntityRow.group)
+        return select(EntityRow.id) if where is None else select(EntityRow.id).where(where)
+
+    def _seen(self, principal: Principal, kind: Kind, entity_id: str, row: R | None) -> R:
+        """``row`` if it is a live entity of ``kind`` the principal may see, else the 404 of
+        an id that does not exist (the same answer: nothing tells the two apart)."""
+        if (
+            row is None
+            or row.deleting
+            or row.kind != kind.type_id
+            or not self.tenancy.sees(principal, row.owner, row.group)
+        ):
+            raise NotFound(f"no {kind.term} {entity_id}")
+        return row
 
     def _load(
         self, session: Session, principal: Principal, kind: Kind, entity_id: str
     ) -> EntityRow:
-        return _visible_to(principal, kind, entity_id, session.get(EntityRow, entity_id))
+        """The entity to change: 404 as for :meth:`_seen`, 403 for a group member who may
+        only read it."""
+        row = self._seen(principal, kind, entity_id, session.get(EntityRow, entity_id))
+        self.tenancy.check_change(
+            principal, row.owner, row.group, NotFound(f"no {kind.term} {entity_id}")
+        )
+        return row
+
+    def _check_mixin_change(self, session: Session, principal: Principal, mixin: Mixin) -> None:
+        """A user mixin's collection changes only by those who may change the mixin."""
+        row = session.get(UserMixin, mixin.type_id)
+        if row is not None:
+            self.tenancy.check_change(
+                principal, row.owner, row.group, NotFound(f"no collection at {mixin.location}")
+            )
+
+    def _regroup(
+        self, session: Session, principal: Principal, row: EntityRow, attrs: dict[str, Any]
+    ) -> None:
+        """Take the owner and group attributes out of an update's ``attrs``: the owner never
+        changes, the group only by the owner or an admin, and a link's follows its source
+        compute (whose links change with it)."""
+        owner = attrs.pop(OWNER_ATTRIBUTE, None)
+        if owner is not None and owner != row.owner:
+            raise InvalidAttribute(f"{OWNER_ATTRIBUTE} is immutable (it is {row.owner!r})")
+        if GROUP_ATTRIBUTE not in attrs:
+            return
+        asked = attrs.pop(GROUP_ATTRIBUTE)
+        if row.source is not None:
+            if group_name(asked) != row.group:
+                raise InvalidAttribute(
+                    f"a link's {GROUP_ATTRIBUTE} is its source compute's "
+                    f"({row.group or 'none'}); change the compute's"
+                )
+            return
+        group = self.tenancy.regroup(principal, row.owner, row.group, asked)
+        if group != row.group:
+            row.group = group
+            session.execute(
+                update(EntityRow).where(EntityRow.source == row.id).values(group=group)
+            )
 
     def _by_location(self, session: Session, principal: Principal, location: str) -> EntityRow:
         path = location_path(location)
@@ -623,26 +695,6 @@ class OcciService:
                 session.execute(delete(Lease).where(Lease.link_id.in_(ids)))
                 session.execute(delete(Operation).where(Operation.entity_id.in_(ids)))
                 session.execute(delete(EntityRow).where(EntityRow.id.in_(ids)))
-
-
-R = TypeVar("R", bound=EntityRecord)
-
-
-def _owned_by(query: Select[Any], principal: Principal) -> Select[Any]:
-    """``query`` limited to the principal's entities (an admin's: everyone's)."""
-    return query if principal.is_admin else query.where(EntityRow.owner == principal.name)
-
-
-def _visible_to(principal: Principal, kind: Kind, entity_id: str, row: R | None) -> R:
-    """``row`` if it is a live entity of ``kind`` the principal may see, else 404."""
-    if (
-        row is None
-        or row.deleting
-        or row.kind != kind.type_id
-        or (row.owner != principal.name and not principal.is_admin)
-    ):
-        raise NotFound(f"no {kind.term} {entity_id}")
-    return row
 
 
 def _undo_link_deletion(session: Session, compute_id: str) -> None:

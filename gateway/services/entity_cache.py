@@ -7,8 +7,12 @@ at, they are served without the three queries and the model building a fresh rea
 committed write anywhere changes the generation and the whole cache is dropped at the next read,
 so a cached entity is never older than what a fresh read would return at that moment.
 
-Entries are per principal: what an entity shows depends on the principal's registry (user
-mixins), and an entry exists only if the principal was allowed to see the entity.
+Entries are per principal, keyed by :func:`gateway.services.tenancy.access_key` (name, admin
+flag and groups, as the principal of each request carries them): what an entity shows depends
+on the principal's registry (user mixins), and an entry exists only if that principal was
+allowed to see the entity. A principal whose groups changed has another key and never meets an
+entry made for the old membership; a change of an entity's owner or group is a write, which
+drops the whole cache; the group policy is a setting, fixed for the life of the process.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from occi.core import Entity
 
 
 class EntityCache:
-    """Model objects by (principal name, entity id), all of one store generation."""
+    """Model objects by (principal's access key, entity id), all of one store generation."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity

@@ -55,6 +55,7 @@ class MixinService:
                         location=ref.location,
                         depends=list(ref.rel),
                         owner=principal.name,
+                        group=self.catalog.tenancy.default_for(principal),
                     )
                 )
             bump_catalog(session)
@@ -64,14 +65,17 @@ class MixinService:
             raise InvalidRequest("no mixin in the request")
         with self.store.session(write=True) as session:
             registry = self.catalog.registry(principal, session)
+            tenancy = self.catalog.tenancy
             for ref in refs:
                 row = session.get(UserMixin, ref.type_id)
-                if row is None or (row.owner != principal.name and not principal.is_admin):
+                missing = NotFound(f"no user mixin {ref.type_id}")
+                if row is None or not tenancy.sees(principal, row.owner, row.group):
                     if registry.find(ref.type_id) is not None:
                         raise Forbidden(
                             f"{ref.type_id} is defined by the provider and cannot be deleted"
                         )
-                    raise NotFound(f"no user mixin {ref.type_id}")
+                    raise missing
+                tenancy.check_change(principal, row.owner, row.group, missing)
                 session.execute(delete(EntityMixin).where(EntityMixin.mixin == ref.type_id))
                 session.delete(row)
             bump_catalog(session)

@@ -25,6 +25,7 @@ from gateway.scheduler import place
 from gateway.services import ipam
 from gateway.services.cdmi_exports import cdmi_export
 from gateway.services.context import check_context
+from gateway.services.tenancy import GROUP_ATTRIBUTE, OWNER_ATTRIBUTE, Tenancy, group_name
 from gateway.store.models import EntityMixin, EntityRow, Operation
 from occi import infrastructure as infra
 from occi.core import EntityRequest, Kind, LinkRequest, Mixin
@@ -113,9 +114,19 @@ def add_mixins(session: Session, entity_id: str, mixins: list[Mixin], start: int
         session.add(EntityMixin(entity_id=entity_id, mixin=mixin.type_id, position=position))
 
 
-def owned(session: Session, principal: Principal, path: str, kinds: tuple[Kind, ...]) -> EntityRow:
-    """The live entity at ``path`` of one of ``kinds`` owned by the principal, else a 400."""
+def owned(
+    session: Session,
+    principal: Principal,
+    path: str,
+    kinds: tuple[Kind, ...],
+    tenancy: Tenancy,
+) -> EntityRow:
+    """The live entity at ``path`` of one of ``kinds`` that the principal may change (link):
+    theirs, or their group's under group_policy "full". One the principal does not see gets
+    the 400 of a path where nothing is; one they may only read, a 403."""
     clean = location_path(path)
+    names = " or ".join(k.term for k in kinds)
+    missing = InvalidRequest(f"{path} is not a {names} of yours")
     for kind in kinds:
         assert kind.location is not None
         if clean.startswith(kind.location):
@@ -124,11 +135,11 @@ def owned(session: Session, principal: Principal, path: str, kinds: tuple[Kind, 
                 row is not None
                 and row.kind == kind.type_id
                 and not row.deleting
-                and (row.owner == principal.name or principal.is_admin)
+                and tenancy.sees(principal, row.owner, row.group)
             ):
+                tenancy.check_change(principal, row.owner, row.group, missing)
                 return row
-    names = " or ".join(k.term for k in kinds)
-    raise InvalidRequest(f"{path} is not a {names} of yours")
+    raise missing
 
 
 class Planner:
@@ -147,6 +158,9 @@ class Planner:
         self.principal = principal
         self.config = config
         self.default_flavour = default_flavour
+        self.tenancy = Tenancy.from_config(config)
+        self.group: str | None = None  # of the resource being created (see create)
+        self.asked_group: Any = None
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -155,6 +169,7 @@ class Planner:
     ) -> Plan:
         kind, mixins = resolve_categories(request, self.registry, expected)
         attrs = without_state(kind, canonical_attributes(request.attributes))
+        self._take_tenancy(kind, attrs)
         given_id = attrs.pop("occi.core.id", None)
         new_id = parse_id(given_id) if given_id is not None else None
         if entity_id and new_id and new_id != entity_id:
@@ -175,6 +190,14 @@ class Planner:
             check_ip_network(attrs)
         return self._placed(kind, mixins, attrs, defs, new_id, request.links, provision)
 
+    def _take_tenancy(self, kind: Kind, attrs: dict[str, Any]) -> None:
+        """Take the owner and group attributes out of a create's ``attrs``: the owner is the
+        creator, the group one of theirs (or the default); a link's is its source's."""
+        take_owner(attrs, self.principal.name)
+        self.asked_group = attrs.pop(GROUP_ATTRIBUTE, None)
+        if not kind.is_a(infra.LINK):
+            self.group = self.tenancy.new_group(self.principal, self.asked_group)
+
     # --- resources ------------------------------------------------------------------------
 
     def _row(
@@ -189,6 +212,7 @@ class Planner:
             id=entity_id,
             kind=kind.type_id,
             owner=self.principal.name,
+            group=self.group,
             attributes={k: v for k, v in attrs.items() if v is not None},
             state=_initial_state(kind),
             state_message=message,
@@ -277,7 +301,13 @@ class Planner:
     # --- links ----------------------------------------------------------------------------
 
     def _inline_target(self, link: LinkRequest) -> EntityRow:
-        return owned(self.session, self.principal, link.target, (infra.NETWORK, infra.STORAGE))
+        return owned(
+            self.session,
+            self.principal,
+            link.target,
+            (infra.NETWORK, infra.STORAGE),
+            self.tenancy,
+        )
 
     def _inline_link(self, compute: EntityRow, link: LinkRequest, target: EntityRow) -> None:
         kind = infra.STORAGELINK if target.kind == infra.STORAGE.type_id else infra.NETWORKINTERFACE
@@ -290,6 +320,8 @@ class Planner:
         attrs = without_state(link_kind, request.attributes)
         attrs.pop("occi.core.source", None)
         attrs.pop("occi.core.target", None)
+        take_owner(attrs, self.principal.name)
+        check_link_group(attrs.pop(GROUP_ATTRIBUTE, None), compute.group)
         given = attrs.pop("occi.core.id", None)
         link_id = (
             parse_id(given)
@@ -320,7 +352,10 @@ class Planner:
         if not source_path or not target_path:
             raise InvalidAttribute("a link needs occi.core.source and occi.core.target")
         target_kind = infra.STORAGE if kind == infra.STORAGELINK else infra.NETWORK
-        compute = owned(self.session, self.principal, str(source_path), (infra.COMPUTE,))
+        compute = owned(
+            self.session, self.principal, str(source_path), (infra.COMPUTE,), self.tenancy
+        )
+        check_link_group(self.asked_group, compute.group)
         export = (
             cdmi_export(self.session, self.principal, self.config, attrs, str(target_path))
             if kind == infra.STORAGELINK
@@ -331,7 +366,9 @@ class Planner:
             attrs["occi.storagelink.deviceid"] = self._next_device(compute.id)
             export.permit(f"{infra.COMPUTE.location}{compute.id}")
         else:
-            target = owned(self.session, self.principal, str(target_path), (target_kind,))
+            target = owned(
+                self.session, self.principal, str(target_path), (target_kind,), self.tenancy
+            )
         attrs = check_attributes(attrs, defs, kind.term)
         if kind == infra.STORAGELINK and target.host != compute.host:
             raise Conflict(
@@ -380,6 +417,7 @@ class Planner:
             id=link_id,
             kind=kind.type_id,
             owner=self.principal.name,
+            group=compute.group,
             attributes=attrs,
             state="inactive",
             state_message=message,
@@ -448,6 +486,21 @@ class Planner:
             select(EntityRow).where(EntityRow.source == compute_id, EntityRow.deleting.is_(False))
         ).all()
         return {str((r.attributes or {}).get(attribute)) for r in rows}
+
+
+def take_owner(attrs: dict[str, Any], creator: str) -> None:
+    """A create may repeat the owner attribute, as the creator: it is set by the server."""
+    owner = attrs.pop(OWNER_ATTRIBUTE, None)
+    if owner is not None and owner != creator:
+        raise InvalidAttribute(f"{OWNER_ATTRIBUTE} is set by the server, to the creator")
+
+
+def check_link_group(asked: Any, source_group: str | None) -> None:
+    """A link's group is its source compute's: a create may repeat it, not name another."""
+    if asked is not None and group_name(asked) != source_group:
+        raise InvalidAttribute(
+            f"a link's {GROUP_ATTRIBUTE} is its source compute's ({source_group or 'none'})"
+        )
 
 
 def kind_target_location(row: EntityRow) -> str:

@@ -28,6 +28,7 @@ ENTITY_COLUMNS = (
     _ENTITIES.id,
     _ENTITIES.kind,
     _ENTITIES.owner,
+    _ENTITIES.group,
     _ENTITIES.attributes,
     _ENTITIES.state,
     _ENTITIES.state_message,
@@ -48,6 +49,8 @@ class EntityRecord(Protocol):
     def kind(self) -> str: ...
     @property
     def owner(self) -> str: ...
+    @property
+    def group(self) -> str | None: ...
     @property
     def attributes(self) -> dict[str, Any]: ...
     @property
@@ -93,6 +96,9 @@ def core_id(entity_id: str) -> str:
 def _attributes(row: EntityRecord, kind: Kind) -> dict[str, object]:
     attrs: dict[str, object] = {"occi.core.id": core_id(row.id)}
     attrs.update(row.attributes or {})
+    attrs[infra.OWNER_ATTRIBUTE] = row.owner
+    if row.group is not None:
+        attrs[infra.GROUP_ATTRIBUTE] = row.group
     state_name = infra.STATE_ATTRIBUTE.get(kind.type_id)
     if state_name:
         attrs[state_name] = row.state

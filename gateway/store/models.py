@@ -21,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Long enough for federated names: an EGI Check-in subject is 64 hex digits and "@egi.eu".
 USER_NAME_MAX = 255
+# Groups come from the same sources (LDAP groups, OIDC entitlements such as EGI's URNs).
+GROUP_NAME_MAX = 255
 
 
 def utcnow() -> datetime:
@@ -76,6 +78,9 @@ class Image(Base):
     owner: Mapped[str | None] = mapped_column(String(USER_NAME_MAX), nullable=True)  # None: public
     state: Mapped[str] = mapped_column(String(16), default="ready")  # ready | saving | error
     origin_compute: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    group: Mapped[str | None] = mapped_column(  # see gateway.services.tenancy
+        "group", String(GROUP_NAME_MAX), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -91,6 +96,9 @@ class UserMixin(Base):
     location: Mapped[str] = mapped_column(String(512), unique=True)
     depends: Mapped[list[Any]] = mapped_column(JSON, default=list)
     owner: Mapped[str] = mapped_column(String(USER_NAME_MAX), ForeignKey("users.name"))
+    group: Mapped[str | None] = mapped_column(  # see gateway.services.tenancy
+        "group", String(GROUP_NAME_MAX), nullable=True
+    )
 
 
 class EntityRow(Base):
@@ -106,6 +114,11 @@ class EntityRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(255), index=True)
     owner: Mapped[str] = mapped_column(String(USER_NAME_MAX), ForeignKey("users.name"), index=True)
+    # The group whose members may see (and under group_policy "full" change) the entity; a
+    # link's is its source compute's. See gateway.services.tenancy.
+    group: Mapped[str | None] = mapped_column(
+        "group", String(GROUP_NAME_MAX), nullable=True, index=True
+    )
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(16))
     state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -192,6 +205,9 @@ class CdmiObjectRow(Base):
     name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     path: Mapped[str | None] = mapped_column(String(1024), unique=True, nullable=True)
     owner: Mapped[str] = mapped_column(String(USER_NAME_MAX))
+    group: Mapped[str | None] = mapped_column(  # GROUP@ in ACLs; see gateway.services.tenancy
+        "group", String(GROUP_NAME_MAX), nullable=True
+    )
     mimetype: Mapped[str] = mapped_column(String(255), default="text/plain")
     encoding: Mapped[str] = mapped_column(String(16), default="utf-8")
     size: Mapped[int] = mapped_column(BigInteger, default=0)

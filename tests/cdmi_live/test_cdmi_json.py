@@ -217,8 +217,9 @@ def test_second_user_needs_an_ace(
     assert cdmi.create_object(path, "secret").status_code == 201
     user = live_node.user.name
 
-    assert user_cdmi.get(path).status_code == 403
-    assert user_http.get(user_cdmi.url(path), timeout=30).status_code == 403
+    # no right at all: the object does not exist for the user (404, as for a missing one)
+    assert user_cdmi.get(path).status_code == 404
+    assert user_http.get(user_cdmi.url(path), timeout=30).status_code == 404
 
     acl = cdmi.read(path, "metadata:cdmi_acl")["metadata"]["cdmi_acl"]
     granted = [*acl, ace(user, READ_ALL)]
