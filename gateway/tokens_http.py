@@ -30,6 +30,7 @@ from auth.chain import AuthChain
 from auth.credentials import Credentials
 from auth.principal import Principal
 from auth.tokens import IssuedToken, TokenAuthenticator
+from gateway import json_limits
 from gateway.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -37,6 +38,7 @@ from gateway.errors import (
     NotAuthenticated,
     NotFound,
 )
+from gateway.hardening import whole_body
 from occi.http.errors import extra_headers, status_for
 
 bp = Blueprint("auth_tokens", __name__)
@@ -162,11 +164,11 @@ def other_methods() -> Response:
 
 
 def _keystone_body() -> dict[str, Any] | None:
-    raw = request.get_data(cache=False)
+    raw = whole_body(cache=False)
     if not raw.strip():
         return None
     try:
-        document = json.loads(raw)
+        document = json_limits.loads(raw)
     except ValueError as exc:
         raise InvalidRequest(f"the body is not JSON: {exc}") from exc
     if not isinstance(document, dict):

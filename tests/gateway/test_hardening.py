@@ -216,6 +216,16 @@ def test_occi_and_cdmi_json_nested_deeper_than_the_limit_is_400(make_node: NodeF
     assert created.status_code == 201, created.get_data(as_text=True)
 
 
+def test_a_keystone_body_nested_too_deep_is_400(make_node: NodeFactory) -> None:
+    node = make_node(HOST, auth_methods="local,token")
+    for levels in (40, 200_000):
+        body = json.dumps({"auth": {"identity": "__"}}).replace('"__"', nested(levels - 2))
+        response = node.client.post("/auth/v3/auth/tokens", data=body,
+                                    headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.get_data(as_text=True)
+        assert "JSON nested deeper than 32 levels" in response.get_data(as_text=True)
+
+
 def test_the_json_depth_limit_is_a_setting(make_node: NodeFactory) -> None:
     node = make_node(HOST, json_max_depth=4)
     cdmi = {**basic("alice"), **VERSION, "Content-Type": CONTAINER}

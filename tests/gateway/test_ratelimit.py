@@ -193,6 +193,29 @@ def test_a_right_password_does_not_spend_the_failure_budget(make_node: NodeFacto
     assert get(node, basic("alice")).status_code == 200
 
 
+def keystone(user: str, password: str) -> dict[str, Any]:
+    identity = {"methods": ["password"],
+                "password": {"user": {"name": user, "password": password}}}
+    return {"auth": {"identity": identity}}
+
+
+def test_views_that_authenticate_for_themselves_are_held_to_the_budgets(
+    make_node: NodeFactory,
+) -> None:
+    node = make_node(HOST, auth_methods="local,token", rate_limit_user="2/60",
+                     rate_limit_auth_failures="2/60")
+    client = node.client
+    for _ in range(2):
+        assert client.post("/auth/tokens", headers=basic("alice")).status_code == 201
+    assert_429(client.post("/auth/tokens", headers=basic("alice")), "user alice")
+    # a password in a Keystone body counts as one in an Authorization header
+    path = "/auth/v3/auth/tokens"
+    for _ in range(2):
+        assert client.post(path, json=keystone("bob", "not-his")).status_code == 401
+    assert_429(client.post(path, json=keystone("bob", "not-his")), "refused passwords")
+    assert_429(client.post(path, json=keystone("bob", PASSWORD)), "refused passwords")
+
+
 # --- client addresses -----------------------------------------------------------------------
 
 
