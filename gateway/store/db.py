@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy import create_engine, event, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.errors import ServiceUnavailable
+from gateway.errors import ConfigurationError, ServiceUnavailable
 from gateway.store.models import Base, Meta
 
 GENERATION = "generation"
@@ -112,10 +112,40 @@ class Store:
     def create_schema(self) -> None:
         with _translated():
             Base.metadata.create_all(self.engine)
+            self._add_new_columns()
         if self.is_sqlite:
             with self.session(write=True) as session:
                 if session.get(Meta, GENERATION) is None:
                     session.add(Meta(key=GENERATION, value=0))
+
+    def _add_new_columns(self) -> None:
+        """Columns a model gained after its table was made (``create_all`` makes only missing
+        tables): added, with their indexes. Only nullable columns can be added to a table
+        that holds rows; any other is a ConfigurationError naming it."""
+        gate = self._gate.held() if self._gate is not None else _nothing()
+        with gate, self.engine.begin() as connection:
+            inspector = inspect(connection)
+            quote = self.engine.dialect.identifier_preparer
+            for table in Base.metadata.sorted_tables:
+                have = {c["name"] for c in inspector.get_columns(table.name)}
+                new = [c for c in table.columns if c.name not in have]
+                for column in new:
+                    if not column.nullable:
+                        raise ConfigurationError(
+                            f"the store's table {table.name} lacks column {column.name}, which "
+                            "cannot be added to existing rows; migrate it by hand"
+                        )
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    # Another process may add it first: SQLite's are queued by the gate,
+                    # PostgreSQL's wait for its lock and then find the column.
+                    guard = "" if self.is_sqlite else "IF NOT EXISTS "
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {quote.format_table(table)} "
+                        f"ADD COLUMN {guard}{quote.format_column(column)} {kind}"
+                    )
+                for index in table.indexes:
+                    if any(c in new for c in index.columns):
+                        index.create(connection, checkfirst=True)
 
     def generation(self, reader: Connection) -> object:
         """A value that differs after every committed write (compare, never order).
@@ -169,6 +199,11 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _refuse_flush_outside_writes(session: Session, _context: Any, _instances: Any) -> None:

@@ -469,3 +469,42 @@ def test_a_container_owner_may_still_delete_children_she_cannot_see(gw: Node) ->
     assert alice.get("drop/note").status_code == 404  # bob's, with his default ACL
     assert alice.request("DELETE", "drop/note").status_code == 204
     assert bob.get("drop/note").status_code == 404
+
+
+# --- the store of an older release --------------------------------------------------------
+
+
+def test_an_older_store_gains_the_group_columns(database_url: str) -> None:
+    """A store made before groups existed gets the columns (and their index) at start-up;
+    what it holds stays, with no group."""
+    from sqlalchemy import inspect, text
+
+    from gateway.store.db import Store
+
+    old = Store(database_url)
+    old.create_schema()
+    with old.session(write=True) as session:
+        session.add(User(name="alice"))
+        session.flush()
+        session.add(EntityRow(id="e1", kind="k", owner="alice", state="inactive"))
+    tables = ("entities", "cdmi_objects", "images", "user_mixins")
+    with old.engine.begin() as connection:
+        for table in tables:  # SQLite drops no column an index still names
+            for index in inspect(connection).get_indexes(table):
+                if "group" in index["column_names"]:
+                    connection.execute(text(f'DROP INDEX "{index["name"]}"'))
+            connection.execute(text(f'ALTER TABLE {table} DROP COLUMN "group"'))
+    old.dispose()
+
+    upgraded = Store(database_url)
+    upgraded.create_schema()
+    upgraded.create_schema()  # a second start finds nothing to do
+    with upgraded.engine.connect() as connection:
+        inspector = inspect(connection)
+        for table in tables:
+            assert "group" in {c["name"] for c in inspector.get_columns(table)}
+        assert "ix_entities_group" in {i["name"] for i in inspector.get_indexes("entities")}
+    with upgraded.session() as session:
+        row = session.get(EntityRow, "e1")
+        assert row is not None and row.owner == "alice" and row.group is None
+    upgraded.dispose()
