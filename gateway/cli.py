@@ -523,13 +523,14 @@ def quota_show(data_dir: str | None, user: str | None, group: str | None) -> Non
                 defaults = quotas.defaults[scope]
                 shown = ", ".join(f"{r}={_limit_text(m)}" for r, m in defaults.items())
                 click.echo(f"{scope} defaults: {shown or 'none (unlimited)'}")
-            holders = list(
-                session.execute(
+            holders = [
+                (scope, name)
+                for scope, name in session.execute(
                     select(QuotaLimit.scope, QuotaLimit.name)
                     .distinct()
                     .order_by(QuotaLimit.scope.desc(), QuotaLimit.name)
-                ).tuples()
-            )
+                )
+            ]
         for holder in holders:
             click.echo(f"{holder[0]} {holder[1]}")
             click.echo(f"  {'resource':<20} {'limit':>14} {'':<8} {'in use':>14}")

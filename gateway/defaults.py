@@ -355,6 +355,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Group of what a user creates without naming one: 'none' (private) or 'primary' (the "
         "creator's group when they are in exactly one).",
     ),
+    Setting(
+        "quota_user_defaults",
+        {},
+        dict,
+        "Quota of every user: resource -> limit (instances, cores, memory GiB, storage GiB, "
+        "cdmi_bytes, public_addresses); a resource left out is unlimited; `nimbo quota set` "
+        "overrides it per user.",
+    ),
+    Setting(
+        "quota_group_defaults",
+        {},
+        dict,
+        "Quota of every group (the sum over the entities and objects of the group), as "
+        "quota_user_defaults; `nimbo quota set --group` overrides it per group.",
+    ),
+    Setting(
+        "quota_exempt_admins",
+        False,
+        bool,
+        "Administrators' requests skip the quota check (false: admins are held to quotas too).",
+    ),
     # --- rate limits, audit, request limits (helper block) ---
     Setting(
         "rate_limit_user",

@@ -59,6 +59,7 @@ from gateway.errors import (
     InvalidRequest,
     NotFound,
 )
+from gateway.services.quotas import Quotas
 from gateway.services.tenancy import Tenancy
 from gateway.store.db import Store
 from gateway.store.models import CdmiObjectRow
@@ -223,6 +224,7 @@ class CdmiService:
         self.exports = exports
         self.access = AccessLog()
         self.tenancy = Tenancy.from_config(config)
+        self.quotas = Quotas(config)
         self.root_id = self._ensure_root()
         self.domain_ids = {
             "": objectid.derived(self.enterprise, DOMAINS_DIR + "/"),
@@ -823,6 +825,7 @@ class CdmiService:
             if not created:
                 row.mtime = moment
             publish: StagedBlob | None = None
+            size_before = row.size
             if staged is not None:
                 blob, data, encoding = staged
                 if blob is None:  # a range write: patch a copy of the current value
@@ -836,6 +839,7 @@ class CdmiService:
             session.flush()
             if publish is not None:
                 try:
+                    self.quotas.check_cdmi(session, principal, [(row, row.size - size_before)])
                     publish.publish(row.id)
                 finally:
                     publish.discard()
@@ -919,6 +923,7 @@ class CdmiService:
             row.encoding = encoding
             row.size = blob.size
             self._flush_new(session, row)
+            self.quotas.check_cdmi(session, principal, [(row, row.size)])
             blob.publish(row.id)
             return Written(True, state_of(row), None)
 
@@ -1028,6 +1033,7 @@ class CdmiService:
                 self._require(state_of(row), principal, acl.WRITE_OBJECT, "write")
                 row.mcount += 1
                 row.mtime = _now()
+            size_before = row.size
             if patch is not None:
                 staged = self.blobs.stage_range(row.id, patch[0], patch[1])
                 row.encoding = "base64"
@@ -1042,6 +1048,7 @@ class CdmiService:
                 row.size = staged.size
                 row.completion = "Processing" if partial else "Complete"
                 session.flush()
+                self.quotas.check_cdmi(session, principal, [(row, row.size - size_before)])
                 staged.publish(row.id)
             return Written(created, state_of(row), row.parent_id)
 
@@ -1288,6 +1295,7 @@ class CdmiService:
                         self._require(state_of(existing), principal, acl.WRITE_OBJECT, "write")
                         blob = self.blobs.stage_copy(source.id)
                         staged.append((existing.id, blob))
+                        grown = blob.size - existing.size
                         existing.size, existing.encoding = blob.size, source.encoding
                         existing.mimetype = source.mimetype
                         existing.metadata_ = (
@@ -1296,6 +1304,7 @@ class CdmiService:
                         existing.mcount += 1
                         existing.mtime = _now()
                         session.flush()
+                        self.quotas.check_cdmi(session, principal, [(existing, grown)])
                         blob.publish(existing.id)
                         return Written(False, state_of(existing), existing.parent_id)
                     path = self._path_of(target, session, principal)
@@ -1317,12 +1326,20 @@ class CdmiService:
                 if metadata_in is not None:
                     copied.metadata_ = metadata_in
                 session.flush()
+                self._check_copies(session, principal, staged)
                 for blob_id, blob in staged:
                     blob.publish(blob_id)
                 return Written(True, state_of(copied), copied.parent_id)
         finally:
             for _, blob in staged:
                 blob.discard()
+
+    def _check_copies(
+        self, session: Session, principal: Principal, staged: list[tuple[str, StagedBlob]]
+    ) -> None:
+        """The quota check of new copies: each staged value grows its new object's owner."""
+        copies = [(session.get(CdmiObjectRow, blob_id), blob.size) for blob_id, blob in staged]
+        self.quotas.check_cdmi(session, principal, [(r, n) for r, n in copies if r is not None])
 
     def _copy_tree(
         self,
@@ -1485,6 +1502,7 @@ class CdmiService:
             snap = self._copy_tree(session, principal, row, holder, snap_path, staged)
             snap.owner, snap.group = row.owner, row.group
             session.flush()
+            self._check_copies(session, principal, staged)
             for blob_id, blob in staged:
                 blob.publish(blob_id)
         finally:

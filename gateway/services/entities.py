@@ -42,6 +42,7 @@ from gateway.services.plans import (
     operation,
     without_state,
 )
+from gateway.services.quotas import Quotas, held
 from gateway.services.rows import (
     CHUNK,
     EntityRecord,
@@ -101,6 +102,7 @@ class OcciService:
         self.config = config
         self.cache = EntityCache(config.entity_cache_size)
         self.tenancy = Tenancy.from_config(config)
+        self.quotas = Quotas(config)
 
     def registry(self, principal: Principal) -> Registry:
         return self.catalog.registry(principal)
@@ -237,6 +239,7 @@ class OcciService:
                 session, registry, principal, self.config, self.catalog.default_flavour(registry)
             )
             plans = [planner.create(r, kind, entity_id) for r in requests]
+            self.quotas.check_created(session, principal, [p.entity for p in plans])
             created = [(p.entity.id, p.entity.kind) for p in plans]
         self._enqueue(
             [job for plan in plans for job in plan.jobs], undo_create=[i for i, _ in created]
@@ -268,6 +271,7 @@ class OcciService:
         pending: list[Job] = []
         with self.store.session(write=True) as session:
             row = self._load(session, principal, kind, entity_id)
+            before = held(row)  # for the quota check of a resize or a new group
             registry = self.catalog.registry(principal, session)
             entity_kind = registry.kind(row.kind)
             current = list(
@@ -297,6 +301,7 @@ class OcciService:
                 session.add(
                     EntityMixin(entity_id=entity_id, mixin=mixin.type_id, position=position)
                 )
+            self.quotas.check_changed(session, principal, row, before)
             if resize is not None:
                 pending.append(resize)
         self._enqueue(pending)

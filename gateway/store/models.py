@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -238,6 +239,29 @@ class CdmiExport(Base):
     )
     storage_id: Mapped[str] = mapped_column(String(64), unique=True)
     protocol: Mapped[str] = mapped_column(String(32), default="OCCI/iSCSI")
+
+
+class QuotaLimit(Base):
+    """A quota override of one user or group (``nimbo quota set``): ``maximum`` of
+    ``resource`` (see :mod:`gateway.services.quotas`), None for unlimited. Resources without
+    a row take the defaults of the settings ``quota_user_defaults``/``quota_group_defaults``."""
+
+    __tablename__ = "quota_limits"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # user | group
+    name: Mapped[str] = mapped_column(String(USER_NAME_MAX), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(32), primary_key=True)
+    maximum: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# The quota check sums a user's data object sizes from this index alone.
+Index(
+    "ix_cdmi_objects_owner_kind_size", CdmiObjectRow.owner, CdmiObjectRow.kind, CdmiObjectRow.size
+)
+# ... and a group's (the tenancy's ``group`` column), likewise.
+Index(
+    "ix_cdmi_objects_group_kind_size", CdmiObjectRow.group, CdmiObjectRow.kind, CdmiObjectRow.size
+)
 
 
 class AuditRecord(Base):
