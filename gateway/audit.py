@@ -39,8 +39,6 @@ import getpass
 import json
 import logging
 import re
-import shlex
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -477,15 +475,25 @@ def _parse(item: bytes) -> Entry | None:
         return None
 
 
-def record_command(store: Store, action: str, *, kind: str, entity: str, detail: str = "") -> None:
+def record_command(
+    store: Store,
+    command: str,
+    action: str,
+    *,
+    kind: str,
+    entity: str,
+    status: int = 0,
+    detail: str = "",
+) -> None:
     """Record an admin command of the ``nimbo`` CLI at once (no request, no Redis): the
-    operating-system user who ran it, the command line, status 0."""
+    operating-system user who ran it, ``command`` (``nimbo users add``) as the path, its exit
+    status (0: done) as the status."""
     entry = Entry(
         at=datetime.now(UTC),
         method="CLI",
-        path=shlex.join(["nimbo", *sys.argv[1:]])[:1024],
+        path=command,
         action=action,
-        status=0,
+        status=status,
         principal=getpass.getuser(),
         source="cli",
         address="local",

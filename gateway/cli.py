@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -37,6 +39,78 @@ def main() -> None:
 
 def _fail(exc: NimboError) -> None:
     raise click.ClickException(exc.message) from exc
+
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def audited(
+    action: str, *, kind: str, entity: tuple[str, ...] = ("name",), detail: tuple[str, ...] = ()
+) -> Callable[[Command], Command]:
+    """Record an admin command in the audit log, done (status 0) or refused (its exit
+    status): ``entity`` names the parameters that may hold what it acted on (the first given
+    counts), ``detail`` those worth keeping beside it. Secrets never travel as parameters
+    (passwords are read from standard input)."""
+
+    def decorate(command: Command) -> Command:
+        @functools.wraps(command)
+        def run(**params: Any) -> None:
+            try:
+                command(**params)
+            except click.ClickException as exc:
+                failed = _record_command(action, kind, params, entity, detail, exc.exit_code)
+                if failed:
+                    click.echo(f"warning: {failed}", err=True)
+                raise
+            failed = _record_command(action, kind, params, entity, detail, 0)
+            if failed:
+                raise click.ClickException(failed)
+
+        return cast(Command, run)
+
+    return decorate
+
+
+def _record_command(
+    action: str,
+    kind: str,
+    params: dict[str, Any],
+    entity: tuple[str, ...],
+    detail: tuple[str, ...],
+    status: int,
+) -> str | None:
+    """Write the audit record of a command; what went wrong, or None."""
+    from gateway.audit import record_command
+    from gateway.store.db import Store
+
+    path = click.get_current_context().command_path.split()[1:]
+    given = [n for n in entity if params.get(n)]
+    what = ""
+    if given:  # several possible parameters (--user, --group): say which one it was
+        what = f"{given[0]}:{params[given[0]]}" if len(entity) > 1 else str(params[given[0]])
+    store = Store(_config(params.get("data_dir")).effective_database_url)
+    try:
+        store.create_schema()
+        record_command(
+            store,
+            " ".join(["nimbo", *path]),
+            action,
+            kind=kind,
+            entity=what,
+            status=status,
+            detail=" ".join(f"{n}={_param_text(params[n])}" for n in detail if n in params),
+        )
+    except NimboError as exc:
+        return f"not recorded in the audit log: {exc.message}"
+    finally:
+        store.dispose()
+    return None
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 _pem = click.Path(exists=True, dir_okay=False, resolve_path=True)
@@ -222,6 +296,7 @@ def users() -> None:
 @pass_overrides
 @click.argument("name")
 @click.option("--admin", is_flag=True, help="Give the user administrator rights.")
+@audited("create", kind="user", detail=("admin",))
 def users_add(data_dir: str | None, name: str, admin: bool) -> None:
     """Add user NAME; the password is read from standard input."""
     from auth.passwords import hash_password
@@ -278,6 +353,7 @@ def _change_user(data_dir: str | None, name: str, change: Any, *, local: str = "
 @users.command("passwd")
 @pass_overrides
 @click.argument("name")
+@audited("passwd", kind="user")
 def users_passwd(data_dir: str | None, name: str) -> None:
     """Set the password of local user NAME, read from standard input."""
     from auth.passwords import hash_password
@@ -297,6 +373,7 @@ def users_passwd(data_dir: str | None, name: str) -> None:
 @users.command("disable")
 @pass_overrides
 @click.argument("name")
+@audited("disable", kind="user")
 def users_disable(data_dir: str | None, name: str) -> None:
     """Refuse every request of user NAME (its entities stay)."""
     _change_user(data_dir, name, lambda user: setattr(user, "disabled", True))
@@ -306,6 +383,7 @@ def users_disable(data_dir: str | None, name: str) -> None:
 @users.command("enable")
 @pass_overrides
 @click.argument("name")
+@audited("enable", kind="user")
 def users_enable(data_dir: str | None, name: str) -> None:
     """Accept user NAME again."""
     _change_user(data_dir, name, lambda user: setattr(user, "disabled", False))
@@ -316,6 +394,7 @@ def users_enable(data_dir: str | None, name: str) -> None:
 @pass_overrides
 @click.argument("name")
 @click.argument("groups", default="")
+@audited("groups", kind="user", detail=("groups",))
 def users_groups(data_dir: str | None, name: str, groups: str) -> None:
     """Set the groups of local user NAME: GROUPS comma-separated (none given: no group)."""
     from gateway.services.tenancy import group_name
@@ -332,6 +411,7 @@ def users_groups(data_dir: str | None, name: str, groups: str) -> None:
 @pass_overrides
 @click.argument("name")
 @click.option("--on/--off", "on", required=True, help="Give or take administrator rights.")
+@audited("admin", kind="user", detail=("on",))
 def users_admin(data_dir: str | None, name: str, on: bool) -> None:
     """Give user NAME administrator rights (--on) or take them (--off)."""
     _change_user(data_dir, name, lambda user: setattr(user, "is_admin", on))
@@ -371,6 +451,7 @@ def image() -> None:
 @click.option("--url", help="URL of the image.")
 @click.option("--title", default="", help="Title shown to clients.")
 @click.option("--checksum", help="sha256:HEX, verified for --file.")
+@audited("create", kind="image", detail=("path", "url", "checksum"))
 def image_add(
     data_dir: str | None,
     name: str,
@@ -438,6 +519,7 @@ quota_group = click.option("--group", help="The group the quota is of (its membe
 @quota_user
 @quota_group
 @click.argument("limits", nargs=-1, required=True, metavar="RESOURCE=LIMIT...")
+@audited("set", kind="quota", entity=("user", "group"), detail=("limits",))
 def quota_set(
     data_dir: str | None, user: str | None, group: str | None, limits: tuple[str, ...]
 ) -> None:
@@ -477,6 +559,7 @@ def quota_set(
 @quota_user
 @quota_group
 @click.argument("resources", nargs=-1, metavar="[RESOURCE]...")
+@audited("unset", kind="quota", entity=("user", "group"), detail=("resources",))
 def quota_unset(
     data_dir: str | None, user: str | None, group: str | None, resources: tuple[str, ...]
 ) -> None:

@@ -302,6 +302,36 @@ def test_the_cli_prints_the_log_as_a_table(anode: Node) -> None:
     assert bad.exit_code != 0 and "'soon' is no time" in bad.output
 
 
+def test_admin_commands_are_recorded_done_or_refused(anode: Node) -> None:
+    env = {"NIMBO_DATA_DIR": str(anode.config.data_dir),
+           "NIMBO_DATABASE_URL": anode.config.database_url}
+    secret = "carol-Pw-9876543"
+
+    def nimbo(*args: str, stdin: str = "") -> int:
+        return CliRunner().invoke(main, list(args), env=env, input=stdin).exit_code
+
+    assert nimbo("users", "add", "carol", stdin=secret + "\n") == 0
+    assert nimbo("users", "add", "carol", stdin=secret + "\n") == 1  # exists already
+    assert nimbo("users", "passwd", "carol", stdin=secret + "2\n") == 0
+    assert nimbo("users", "admin", "carol", "--on") == 0
+    assert nimbo("users", "disable", "nobody") == 1
+    assert nimbo("quota", "set", "--group", "physics", "cores=8", "memory=16") == 0
+    assert nimbo("users", "list") == 0  # reads are not recorded
+
+    found = [r for r in records(anode) if r["method"] == "CLI"]
+    assert pick(found, "path", "action", "kind", "entity", "status", "detail") == [
+        ("nimbo users add", "create", "user", "carol", 0, "admin=False"),
+        ("nimbo users add", "create", "user", "carol", 1, "admin=False"),
+        ("nimbo users passwd", "passwd", "user", "carol", 0, ""),
+        ("nimbo users admin", "admin", "user", "carol", 0, "on=True"),
+        ("nimbo users disable", "disable", "user", "nobody", 1, ""),
+        ("nimbo quota set", "set", "quota", "group:physics", 0, "limits=cores=8,memory=16"),
+    ]
+    assert {(r["source"], r["address"]) for r in found} == {("cli", "local")}
+    assert all(r["user"] for r in found)  # the operating-system user who ran it
+    assert secret not in json.dumps(found)
+
+
 # --- nothing lost -----------------------------------------------------------------------
 
 
