@@ -278,8 +278,9 @@ SETTINGS: tuple[Setting, ...] = (
         "auth_trusted_proxies",
         "",
         str,
-        "Front ends (addresses or CIDRs, comma-separated) whose client-certificate headers are "
-        "believed; empty: the headers are ignored from everyone.",
+        "Front ends (addresses or CIDRs, comma-separated) whose client-certificate headers and "
+        "X-Forwarded-For (the client address of rate limits and the audit log) are believed; "
+        "empty: the headers are ignored from everyone.",
     ),
     Setting(
         "x509_header_subject",
