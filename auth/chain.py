@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from auth.credentials import Credentials
+from auth.passwords import DUMMY_HASH, verify_password
 from auth.principal import Principal
 from gateway.errors import NotAuthenticated
 
@@ -32,6 +33,11 @@ REFUSED = (
     "the credentials were not accepted: wrong user name or password, an unknown or expired "
     "token, or a disabled account"
 )
+
+
+class PasswordRefused(NotAuthenticated):
+    """A password was checked against a stored hash and found wrong: the cost of a password
+    check has been paid (see :meth:`AuthChain.authenticate`)."""
 
 
 class Authenticator(Protocol):
@@ -63,11 +69,28 @@ class AuthChain:
     def authenticate(self, credentials: Credentials) -> Principal:
         if credentials.empty:
             raise NotAuthenticated(f"authentication required: {self.accepted()}")
-        for authenticator in self.authenticators:
-            principal = authenticator.authenticate(credentials)
-            if principal is not None:
-                return self._admit(principal)
+        try:
+            for authenticator in self.authenticators:
+                principal = authenticator.authenticate(credentials)
+                if principal is not None:
+                    return self._admit(principal)
+        except PasswordRefused:
+            raise
+        except NotAuthenticated:
+            self._pay_for_a_password_check(credentials)
+            raise
+        self._pay_for_a_password_check(credentials)
         raise NotAuthenticated(REFUSED)
+
+    @staticmethod
+    def _pay_for_a_password_check(credentials: Credentials) -> None:
+        """Every refused password costs one scrypt check, so that the time of an answer does
+        not tell a local user with a wrong password (a real check) from an unknown name or
+        a directory user (no local check at all). A name the local users do not hold is passed
+        on at once, without a check, so that LDAP users pay nothing once their bind is
+        cached."""
+        if credentials.basic is not None:
+            verify_password(credentials.basic[1], DUMMY_HASH)
 
     def accepted(self) -> str:
         offers = dict.fromkeys(a.offers for a in self.authenticators)

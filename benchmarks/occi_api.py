@@ -342,10 +342,12 @@ def start_node(
     tmp: Path,
     processes: list[tuple[subprocess.Popen[bytes], signal.Signals]],
     entity_cache: int | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Node:
+    """``nimbo up`` in ``tmp`` with ``settings`` (``NIMBO_*`` variables) added."""
     data_dir, log = tmp / "data", tmp / "nimbo.log"
     port = free_port()
-    env = _bench_env(data_dir, entity_cache)
+    env = {**_bench_env(data_dir, entity_cache), **(settings or {})}
     up = _spawn(
         [str(VENV_BIN / "nimbo"), "up", "--data-dir", str(data_dir), "--listen", f"{HOST}:{port}"],
         env,

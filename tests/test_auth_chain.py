@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from auth.chain import REFUSED, AuthChain
 from auth.credentials import Credentials
 from auth.flask import basic_credentials, bearer_token, credentials_from
 from auth.local import LocalAuthenticator, UserRecord
-from auth.passwords import hash_password
+from auth.passwords import hash_password, verify_password
 from auth.principal import Principal
 from gateway.authentication import build_chain, method_names
 from gateway.config import Config
@@ -275,3 +278,31 @@ def test_the_default_chain_is_local_users(store: Store, tmp_path: Path) -> None:
     chain = build_chain(Config({"data_dir": str(tmp_path)}), Accounts(store))
     assert chain.authenticate(basic("alice")).name == "alice"
     assert chain.challenge("http://h/") == 'Basic realm="nimbostratus"'
+
+
+# --- the cost of a refusal ----------------------------------------------------------------
+
+
+def cost(call: Callable[[], object]) -> float:
+    """The least of five timings of ``call`` (seconds): the floor of what it must do."""
+    timings = []
+    for _ in range(5):
+        began = time.perf_counter()
+        with contextlib.suppress(NotAuthenticated):
+            call()
+        timings.append(time.perf_counter() - began)
+    return min(timings)
+
+
+def test_every_refused_password_costs_one_password_check() -> None:
+    """Unknown names are passed on by the local users at once; the chain pays a dummy check
+    for every refusal of a password, so none is quicker than a local user's wrong password."""
+    check = cost(lambda: verify_password("x", HASH))
+    local = LocalAuthenticator(Directory(UserRecord("alice", HASH, False, False)), realm="n")
+    refusing = Scripted("ldap", {"bob": NotAuthenticated(REFUSED)})
+    chain = AuthChain([local, refusing, Scripted("other", {})])
+    for user in ("alice", "bob", "nobody"):  # wrong local password, refused elsewhere, unknown
+        assert cost(lambda user=user: chain.authenticate(basic(user, "wrong"))) > 0.5 * check
+    # a name the local users do not hold costs no check on its way to the next authenticator
+    assert cost(lambda: local.authenticate(basic("nobody"))) < 0.2 * check
+    assert cost(lambda: chain.authenticate(Credentials(bearer="x"))) < 0.2 * check

@@ -56,7 +56,14 @@ class Accounts:
         self._lock = threading.Lock()
 
     def local_user(self, name: str) -> UserRecord | None:
-        """The local account ``name`` (None: no such local account)."""
+        """The local account ``name`` (None: no such local account).
+
+        A name this process admitted lately from another source (an LDAP user, within the
+        cache bound) is answered from memory: the directory users' warm path reads no row."""
+        with self._lock:
+            known = self._known.get(name)
+        if known is not None and known.source != "local" and known.until > time.monotonic():
+            return None
         with self._store.session() as session:
             user = session.get(User, name)
             if user is None or user.source != "local":
