@@ -152,24 +152,73 @@ def work_path(ctx: Context, name: str = "") -> str:
     return f"{ctx.settings.prefix}/{name}"
 
 
+def cleaned_up(ctx: Context, path: str, response: requests.Response) -> requests.Response:
+    """``response`` to a create of ``path``: when it made something, that is deleted at the end
+    of the run (whether or not the check wanted it made)."""
+    if response.status_code < 300:
+        ctx.created(ctx.client.url(path))
+    return response
+
+
+def try_create(ctx: Context, path: str, body: Any, *, content: str = OBJECT,
+               client: Any = None) -> requests.Response:
+    """A CDMI PUT of ``body`` to a new ``path`` (see :func:`put`), cleaned up if it made
+    something."""
+    return cleaned_up(ctx, path, put(ctx, path, body, content=content, client=client))
+
+
+def refused_create(ctx: Context, name: str, body: Any, *, content: str = OBJECT) -> str:
+    """A CDMI create of ``name`` in the run's container must be refused with 400; its path."""
+    ctx.need("work")
+    path = work_path(ctx, name)
+    ctx.expect_status(try_create(ctx, path, body, content=content), 400)
+    return path
+
+
 def create_container(ctx: Context, path: str, body: dict[str, Any] | None = None) -> Made:
     """CDMI create of container ``path`` (ends in '/'); fails unless 201 + a CDMI body."""
-    url = ctx.client.url(path)
-    response = put(ctx, path, body or {}, content=CONTAINER)
-    if response.status_code < 300:
-        ctx.created(url)
+    response = try_create(ctx, path, body or {}, content=CONTAINER)
     ctx.expect_status(response, 201, what=f"CDMI create of container {path}")
-    return Made(path, url, response, document(ctx, response))
+    return Made(path, ctx.client.url(path), response, document(ctx, response))
 
 
 def create_object(ctx: Context, path: str, body: dict[str, Any]) -> Made:
     """CDMI create of data object ``path``; fails unless 201 + a CDMI body."""
-    url = ctx.client.url(path)
-    response = put(ctx, path, body)
-    if response.status_code < 300:
-        ctx.created(url)
+    response = try_create(ctx, path, body)
     ctx.expect_status(response, 201, what=f"CDMI create of data object {path}")
-    return Made(path, url, response, document(ctx, response))
+    return Made(path, ctx.client.url(path), response, document(ctx, response))
+
+
+def plain_create(ctx: Context, path: str, data: bytes, content_type: str = "text/plain", *,
+                 what: str = "plain create") -> Made:
+    """A plain HTTP PUT of ``data`` as ``content_type`` to a new ``path``; fails unless 201."""
+    response = cleaned_up(ctx, path, ctx.client.put(path, headers={"Content-Type": content_type},
+                                                    data=data))
+    ctx.expect_status(response, 201, what=what)
+    return Made(path, ctx.client.url(path), response)
+
+
+def created_at_location(ctx: Context, response: requests.Response) -> str:
+    """The Location of a POST create (empty if none), cleaned up if the POST made something."""
+    location = response.headers.get("Location", "")
+    if response.status_code < 300 and location:
+        ctx.created(resolve(ctx, location))
+    return location
+
+
+def delete(ctx: Context, path: str, *, accept: str | None = None) -> requests.Response:
+    """A CDMI DELETE (version header, ``accept`` if given)."""
+    return ctx.client.delete(path, headers=headers(accept=accept))
+
+
+def expect_gone(ctx: Context, path: str, what: str = "GET after the delete") -> None:
+    ctx.expect_status(get(ctx, path), 404, what=what)
+
+
+def expect_missing_fields(ctx: Context, doc: dict[str, Any], response: requests.Response,
+                          fields: tuple[str, ...], what: str = "fields missing") -> None:
+    missing = [f for f in fields if f not in doc]
+    ctx.expect(not missing, f"{what}: {missing}", response)
 
 
 def read(ctx: Context, path: str, *, accept: str | None = None,
@@ -238,13 +287,17 @@ def work(ctx: Context) -> Made:
     return create_container(ctx, work_path(ctx))
 
 
-@SUITE.fixture("container-capabilities", writes=True)
-def container_capabilities(ctx: Context) -> dict[str, Any]:
-    made: Made = ctx.need("work")
+def capabilities_of(ctx: Context, made: Made, what: str) -> dict[str, Any]:
+    """The capabilities named by the capabilitiesURI of ``made`` (``what``: "the container")."""
     uri = made.document.get("capabilitiesURI")
     if not isinstance(uri, str) or not uri:
-        ctx.fail("the container has no capabilitiesURI", made.response)
+        ctx.fail(f"{what} has no capabilitiesURI", made.response)
     return read_capabilities(ctx, uri)
+
+
+@SUITE.fixture("container-capabilities", writes=True)
+def container_capabilities(ctx: Context) -> dict[str, Any]:
+    return capabilities_of(ctx, ctx.need("work"), "the container")
 
 
 @SUITE.fixture("text-object", writes=True)
@@ -258,8 +311,4 @@ def text_object(ctx: Context) -> Made:
 
 @SUITE.fixture("object-capabilities", writes=True)
 def object_capabilities(ctx: Context) -> dict[str, Any]:
-    made: Made = ctx.need("text-object")
-    uri = made.document.get("capabilitiesURI")
-    if not isinstance(uri, str) or not uri:
-        ctx.fail("the data object has no capabilitiesURI", made.response)
-    return read_capabilities(ctx, uri)
+    return capabilities_of(ctx, ctx.need("text-object"), "the data object")

@@ -13,13 +13,17 @@ from conformance.cdmi.base import (
     Made,
     cdmi,
     create_object,
+    delete,
     document,
+    expect_gone,
+    expect_missing_fields,
     get,
-    headers,
     keys_in_order,
     media_type,
+    plain_create,
     put,
     read,
+    refused_create,
     require,
     value_bytes,
     work_path,
@@ -44,13 +48,8 @@ def binary_object(ctx: Context) -> Made:
 def plain_object(ctx: Context) -> Made:
     """A data object made by a plain HTTP PUT (text/plain)."""
     ctx.need("work")
-    path = work_path(ctx, "plain.txt")
-    url = ctx.client.url(path)
-    response = ctx.client.put(path, headers={"Content-Type": "text/plain"}, data=PLAIN_VALUE)
-    if response.status_code < 300:
-        ctx.created(url)
-    ctx.expect_status(response, 201, what="plain HTTP PUT of a new data object")
-    return Made(path, url, response)
+    return plain_create(ctx, work_path(ctx, "plain.txt"), PLAIN_VALUE,
+                        what="plain HTTP PUT of a new data object")
 
 
 # --- CDMI content type --------------------------------------------------------------------------
@@ -63,8 +62,7 @@ def object_create(ctx: Context) -> None:
     made: Made = ctx.need("text-object", failing=True)
     doc, response = made.document, made.response
     ctx.expect(media_type(response) == OBJECT, f"Content-Type {OBJECT}", response)
-    missing = [f for f in HEADER_FIELDS if f not in doc]
-    ctx.expect(not missing, f"fields of the create answer missing: {missing}", response)
+    expect_missing_fields(ctx, doc, response, HEADER_FIELDS, "fields of the create answer missing")
     ctx.expect(doc.get("objectType") == OBJECT, f"objectType {OBJECT}", response)
     ctx.expect(doc.get("objectName") == "text.txt", "objectName text.txt", response)
     ctx.expect(doc.get("completionStatus") == "Complete", "completionStatus Complete",
@@ -144,20 +142,15 @@ def object_update(ctx: Context) -> None:
 def object_delete(ctx: Context) -> None:
     ctx.need("work")
     made = create_object(ctx, work_path(ctx, "delete.txt"), {"value": "x"})
-    ctx.expect_status(ctx.client.delete(made.path, headers=headers(accept=OBJECT)), 204)
-    ctx.expect_status(get(ctx, made.path), 404, what="GET after the delete")
+    ctx.expect_status(delete(ctx, made.path, accept=OBJECT), 204)
+    expect_gone(ctx, made.path)
 
 
 @SUITE.check("CDMI-OBJ-008", clause=cdmi("8.2", "valuetransferencoding"), level=Level.MUST,
              group="dataobjects", writes=True,
              title="a value that is not base 64 under valuetransferencoding base64 is 400")
 def object_bad_base64(ctx: Context) -> None:
-    ctx.need("work")
-    path = work_path(ctx, "bad64.bin")
-    response = put(ctx, path, {"valuetransferencoding": "base64", "value": "not base64 !!"})
-    if response.status_code < 300:
-        ctx.created(ctx.client.url(path))
-    ctx.expect_status(response, 400)
+    refused_create(ctx, "bad64.bin", {"valuetransferencoding": "base64", "value": "not base64 !!"})
 
 
 @SUITE.check("CDMI-OBJ-009", clause=cdmi("8.2", "create a data object (CDMI)"),
@@ -225,11 +218,7 @@ def plain_range_unsatisfiable(ctx: Context) -> None:
              title="a plain PUT of an existing object replaces its bytes and type (2xx)")
 def plain_update(ctx: Context) -> None:
     ctx.need("work")
-    path = work_path(ctx, "plain-update")
-    first = ctx.client.put(path, headers={"Content-Type": "text/plain"}, data=b"one")
-    if first.status_code < 300:
-        ctx.created(ctx.client.url(path))
-    ctx.expect_status(first, 201, what="plain create")
+    path = plain_create(ctx, work_path(ctx, "plain-update"), b"one").path
     second = ctx.client.put(path, headers={"Content-Type": "application/json"},
                             data=b'{"two": 2}')
     ctx.expect_status(second, 204, 200, 201, what="plain update")
@@ -244,11 +233,7 @@ def plain_update(ctx: Context) -> None:
              title="a plain DELETE answers 204; the object is then gone (404)")
 def plain_delete(ctx: Context) -> None:
     ctx.need("work")
-    path = work_path(ctx, "plain-delete")
-    first = ctx.client.put(path, headers={"Content-Type": "text/plain"}, data=b"bye")
-    if first.status_code < 300:
-        ctx.created(ctx.client.url(path))
-    ctx.expect_status(first, 201, what="plain create")
+    path = plain_create(ctx, work_path(ctx, "plain-delete"), b"bye").path
     ctx.expect_status(ctx.client.delete(path), 204)
     ctx.expect_status(ctx.client.get(path), 404, what="GET after the delete")
 
@@ -258,12 +243,8 @@ def plain_delete(ctx: Context) -> None:
              title="plain binary content reads in CDMI as base64")
 def plain_binary_as_base64(ctx: Context) -> None:
     ctx.need("work")
-    path = work_path(ctx, "plain.bin")
-    first = ctx.client.put(path, headers={"Content-Type": "application/octet-stream"},
-                           data=BINARY_VALUE)
-    if first.status_code < 300:
-        ctx.created(ctx.client.url(path))
-    ctx.expect_status(first, 201, what="plain create")
+    path = plain_create(ctx, work_path(ctx, "plain.bin"), BINARY_VALUE,
+                        "application/octet-stream").path
     doc, response = read(ctx, path, accept=OBJECT)
     ctx.expect(doc.get("valuetransferencoding") == "base64", "valuetransferencoding base64",
                response)
@@ -276,11 +257,7 @@ def plain_binary_as_base64(ctx: Context) -> None:
              title="a plain PUT with Content-Range bytes 2-4/<size> writes those bytes only")
 def plain_partial_write(ctx: Context) -> None:
     ctx.need("work")
-    path = work_path(ctx, "plain-partial")
-    first = ctx.client.put(path, headers={"Content-Type": "text/plain"}, data=b"abcdefgh")
-    if first.status_code < 300:
-        ctx.created(ctx.client.url(path))
-    ctx.expect_status(first, 201, what="plain create")
+    path = plain_create(ctx, work_path(ctx, "plain-partial"), b"abcdefgh").path
     response = ctx.client.put(path, headers={"Content-Type": "text/plain",
                                              "Content-Range": "bytes 2-4/8"}, data=b"XYZ")
     ctx.expect_status(response, 204, 200)

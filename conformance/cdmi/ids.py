@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import requests
+
 from conformance.cdmi import objectid
 from conformance.cdmi.base import (
     CAPABILITY,
@@ -13,8 +15,10 @@ from conformance.cdmi.base import (
     Made,
     cdmi,
     create_object,
+    created_at_location,
     document,
     get,
+    headers,
     put,
     read,
     require,
@@ -26,11 +30,13 @@ from conformance.framework import Context, Level
 BY_ID = "cdmi_objectid/"
 
 
-def checked_id(ctx: Context, made: Made) -> objectid.ObjectId:
+def checked_id(ctx: Context, object_id: str, response: requests.Response,
+               what: str) -> objectid.ObjectId:
+    """``object_id`` decoded, or the check fails with ``what`` (which ID) and why."""
     try:
-        return objectid.check(made.object_id)
+        return objectid.check(object_id)
     except ValueError as exc:
-        ctx.fail(f"objectID {made.object_id!r} of {made.path}: {exc}", made.response)
+        ctx.fail(f"{what}: {exc}", response)
 
 
 @SUITE.check("CDMI-ID-001", clause=cdmi("5.11", "CDMI object ID format"), level=Level.MUST,
@@ -39,10 +45,8 @@ def checked_id(ctx: Context, made: Made) -> objectid.ObjectId:
                    "bytes, enterprise number, CRC-16)")
 def id_format_capabilities(ctx: Context) -> None:
     doc, response = read(ctx, "cdmi_capabilities/", accept=CAPABILITY)
-    try:
-        objectid.check(str(doc.get("objectID", "")))
-    except ValueError as exc:
-        ctx.fail(f"objectID {doc.get('objectID')!r}: {exc}", response)
+    checked_id(ctx, str(doc.get("objectID", "")), response,
+               f"objectID {doc.get('objectID')!r}")
 
 
 @SUITE.check("CDMI-ID-002", clause=cdmi("5.11", "CDMI object ID format"), level=Level.MUST,
@@ -51,7 +55,8 @@ def id_format_capabilities(ctx: Context) -> None:
                    "distinct")
 def id_format_objects(ctx: Context) -> None:
     made = [ctx.need("work"), ctx.need("text-object"), ctx.need("binary-object")]
-    ids = [checked_id(ctx, m).text.upper() for m in made]
+    ids = [checked_id(ctx, m.object_id, m.response, f"objectID {m.object_id!r} of {m.path}")
+           .text.upper() for m in made]
     ctx.expect(len(set(ids)) == len(ids), f"distinct objectIDs, got {ids}", made[-1].response)
 
 
@@ -116,12 +121,9 @@ def id_update(ctx: Context) -> None:
                    "read at the Location by ID")
 def id_post(ctx: Context) -> None:
     require(ctx, ctx.need("system-capabilities"), "cdmi_post_dataobject_by_ID")
-    response = ctx.client.post(BY_ID, headers={"Content-Type": OBJECT, "Accept": OBJECT,
-                                               "X-CDMI-Specification-Version": "1.1.1"},
+    response = ctx.client.post(BY_ID, headers=headers(content=OBJECT, accept=OBJECT),
                                data='{"value": "anonymous"}')
-    location = response.headers.get("Location", "")
-    if response.status_code < 300 and location:
-        ctx.created(resolve(ctx, location))
+    location = created_at_location(ctx, response)
     ctx.expect_status(response, 201, 202)
     doc = document(ctx, response)
     ctx.expect(location.rstrip("/").endswith(str(doc.get("objectID"))),

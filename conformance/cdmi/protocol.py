@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
+
 from conformance.cdmi.base import (
     CAPABILITY,
     CONTAINER,
     OBJECT,
+    QUEUE,
     SUITE,
     VERSION_CLAUSE,
     VERSION_HEADER,
@@ -19,10 +22,9 @@ from conformance.cdmi.base import (
     headers,
     keys_in_order,
     media_type,
-    put,
     read,
+    refused_create,
     resolve,
-    work_path,
 )
 from conformance.framework import Context, Level
 
@@ -31,8 +33,24 @@ ARRAY_CAPABILITIES = frozenset({"cdmi_encryption", "cdmi_value_hash",
                                 "cdmi_sanitization_method", "cdmi_authentication_methods"})
 
 
-def versions_of(header: str) -> list[str]:
+def versions_of(response: requests.Response) -> list[str]:
+    """The versions the answer's version header names."""
+    header = response.headers.get(VERSION_HEADER, "")
     return [v.strip() for v in header.split(",") if v.strip()]
+
+
+def ask_version(ctx: Context, version: str, status: int) -> requests.Response:
+    """GET cdmi_capabilities/ naming ``version`` (a list, perhaps); fails unless ``status``."""
+    response = ctx.client.get(CAPABILITIES, headers=headers(version=version))
+    ctx.expect_status(response, status)
+    return response
+
+
+def expect_cdmi_type(ctx: Context, doc: dict[str, Any], response: requests.Response,
+                     media: str) -> None:
+    """``response`` is a ``media`` answer (Content-Type) holding a ``media`` object."""
+    ctx.expect(media_type(response) == media, f"Content-Type {media}", response)
+    ctx.expect(doc.get("objectType") == media, f"objectType {media}", response)
 
 
 # --- versions ---------------------------------------------------------------------------------
@@ -41,18 +59,16 @@ def versions_of(header: str) -> list[str]:
 @SUITE.check("CDMI-VER-001", clause=VERSION_CLAUSE, level=Level.MUST, group="versions",
              title="a 1.1.1 request is served and the answer names version 1.1.1")
 def version_111(ctx: Context) -> None:
-    response = ctx.client.get(CAPABILITIES, headers=headers(version="1.1.1"))
-    ctx.expect_status(response, 200)
-    echoed = versions_of(response.headers.get(VERSION_HEADER, ""))
-    ctx.expect(echoed == ["1.1.1"], f"{VERSION_HEADER}: 1.1.1 in the answer", response)
+    response = ask_version(ctx, "1.1.1", 200)
+    ctx.expect(versions_of(response) == ["1.1.1"], f"{VERSION_HEADER}: 1.1.1 in the answer",
+               response)
 
 
 @SUITE.check("CDMI-VER-002", clause=VERSION_CLAUSE, level=Level.MUST, group="versions",
              title="a version list ('1.1, 1.1.1') is served; the answer names one of them")
 def version_list(ctx: Context) -> None:
-    response = ctx.client.get(CAPABILITIES, headers=headers(version="1.1, 1.1.1"))
-    ctx.expect_status(response, 200)
-    echoed = versions_of(response.headers.get(VERSION_HEADER, ""))
+    response = ask_version(ctx, "1.1, 1.1.1", 200)
+    echoed = versions_of(response)
     ctx.expect(len(echoed) == 1 and echoed[0] in ("1.1", "1.1.1"),
                f"{VERSION_HEADER} in the answer names one offered version", response)
 
@@ -60,8 +76,7 @@ def version_list(ctx: Context) -> None:
 @SUITE.check("CDMI-VER-003", clause=VERSION_CLAUSE, level=Level.SHOULD, group="versions",
              title="of a version list the highest common version is chosen (1.1.1)")
 def version_highest(ctx: Context) -> None:
-    response = ctx.client.get(CAPABILITIES, headers=headers(version="1.1, 1.1.1"))
-    ctx.expect_status(response, 200)
+    response = ask_version(ctx, "1.1, 1.1.1", 200)
     ctx.expect(response.headers.get(VERSION_HEADER, "").strip() == "1.1.1",
                f"{VERSION_HEADER}: 1.1.1 (the highest common version)", response)
 
@@ -69,25 +84,21 @@ def version_highest(ctx: Context) -> None:
 @SUITE.check("CDMI-VER-004", clause=VERSION_CLAUSE, level=Level.MUST, group="versions",
              title="a request naming only unsupported versions (9.9) is refused with 400")
 def version_unsupported(ctx: Context) -> None:
-    response = ctx.client.get(CAPABILITIES, headers=headers(version="9.9"))
-    ctx.expect_status(response, 400)
+    ask_version(ctx, "9.9", 400)
 
 
 @SUITE.check("CDMI-VER-005", clause=VERSION_CLAUSE, level=Level.SHOULD, group="versions",
              title="the 400 for an unsupported version lists the server's versions")
 def version_unsupported_lists(ctx: Context) -> None:
-    response = ctx.client.get(CAPABILITIES, headers=headers(version="9.9"))
-    ctx.expect_status(response, 400)
-    offered = versions_of(response.headers.get(VERSION_HEADER, ""))
-    ctx.expect(any(v.startswith("1.") for v in offered),
+    response = ask_version(ctx, "9.9", 400)
+    ctx.expect(any(v.startswith("1.") for v in versions_of(response)),
                f"{VERSION_HEADER} in the 400 names the versions the server speaks", response)
 
 
 @SUITE.check("CDMI-VER-006", clause=VERSION_CLAUSE, level=Level.SHOULD, group="versions",
              title="unknown versions in a list are ignored ('1.1.1, 7.0' is served as 1.1.1)")
 def version_unknown_ignored(ctx: Context) -> None:
-    response = ctx.client.get(CAPABILITIES, headers=headers(version="1.1.1, 7.0"))
-    ctx.expect_status(response, 200)
+    response = ask_version(ctx, "1.1.1, 7.0", 200)
     ctx.expect(response.headers.get(VERSION_HEADER, "").strip() == "1.1.1",
                f"{VERSION_HEADER}: 1.1.1", response)
 
@@ -99,9 +110,7 @@ def version_unknown_ignored(ctx: Context) -> None:
              level=Level.MUST, group="media-types",
              title="the root container read with Accept cdmi-container is a cdmi-container")
 def media_container(ctx: Context) -> None:
-    doc, response = read(ctx, "", accept=CONTAINER)
-    ctx.expect(media_type(response) == CONTAINER, f"Content-Type {CONTAINER}", response)
-    ctx.expect(doc.get("objectType") == CONTAINER, f"objectType {CONTAINER}", response)
+    expect_cdmi_type(ctx, *read(ctx, "", accept=CONTAINER), CONTAINER)
 
 
 @SUITE.check("CDMI-MT-002", clause=cdmi("5.13.2", "Content-Type negotiation"),
@@ -109,18 +118,14 @@ def media_container(ctx: Context) -> None:
              title="a data object read with Accept cdmi-object is a cdmi-object")
 def media_object(ctx: Context) -> None:
     made: Made = ctx.need("text-object")
-    doc, response = read(ctx, made.path, accept=OBJECT)
-    ctx.expect(media_type(response) == OBJECT, f"Content-Type {OBJECT}", response)
-    ctx.expect(doc.get("objectType") == OBJECT, f"objectType {OBJECT}", response)
+    expect_cdmi_type(ctx, *read(ctx, made.path, accept=OBJECT), OBJECT)
 
 
 @SUITE.check("CDMI-MT-003", clause=cdmi("12.2", "read a capability object"),
              level=Level.MUST, group="media-types",
              title="cdmi_capabilities/ read with Accept cdmi-capability is a cdmi-capability")
 def media_capability(ctx: Context) -> None:
-    doc, response = read(ctx, CAPABILITIES, accept=CAPABILITY)
-    ctx.expect(media_type(response) == CAPABILITY, f"Content-Type {CAPABILITY}", response)
-    ctx.expect(doc.get("objectType") == CAPABILITY, f"objectType {CAPABILITY}", response)
+    expect_cdmi_type(ctx, *read(ctx, CAPABILITIES, accept=CAPABILITY), CAPABILITY)
 
 
 @SUITE.check("CDMI-MT-004", clause=cdmi("5.13.2", "Content-Type negotiation"),
@@ -155,12 +160,7 @@ def media_version_only(ctx: Context) -> None:
              title="a body whose Content-Type does not fit the target (cdmi-object to a "
                    "container URL) is refused with 400")
 def media_mismatch(ctx: Context) -> None:
-    ctx.need("work")
-    path = work_path(ctx, "mismatch/")
-    response = put(ctx, path, {"value": "x"}, content=OBJECT)
-    if response.status_code < 300:
-        ctx.created(ctx.client.url(path))
-    ctx.expect_status(response, 400)
+    refused_create(ctx, "mismatch/", {"value": "x"}, content=OBJECT)
 
 
 # --- capabilities -----------------------------------------------------------------------------
@@ -223,9 +223,4 @@ def capabilities_absent_queue(ctx: Context) -> None:
     system = ctx.need("system-capabilities")
     if claims(system, "cdmi_queues"):
         ctx.skip("the server claims cdmi_queues")
-    ctx.need("work")
-    path = work_path(ctx, "queue")
-    response = put(ctx, path, {}, content="application/cdmi-queue")
-    if response.status_code < 300:
-        ctx.created(ctx.client.url(path))
-    ctx.expect_status(response, 400)
+    refused_create(ctx, "queue", {}, content=QUEUE)
