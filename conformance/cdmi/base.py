@@ -112,6 +112,13 @@ def _outermost(names: list[str]) -> Any:
     return hook
 
 
+def expect_last_fields(ctx: Context, path: str, accept: str, *names: str) -> None:
+    """A CDMI read of ``path`` sends ``names`` as its last fields, in that order."""
+    _, response = read(ctx, path, accept=accept)
+    ctx.expect(keys_in_order(response)[-len(names):] == list(names),
+               f"... {', '.join(names)} at the end", response)
+
+
 def resolve(ctx: Context, uri: str) -> str:
     """An absolute URL for a URI from a body or a Location: absolute URLs stay; a path that
     starts with the root's path is taken as a server path; any other as relative to the root

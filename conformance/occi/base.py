@@ -113,14 +113,24 @@ def rendering_of(ctx: Context) -> str:
     return ctx.rendering or (ctx.settings.renderings or DEFAULT_RENDERINGS)[0]
 
 
+def send_entity(ctx: Context, method: str, location: str, kind: str, *,
+                mixins: list[str] | None = None,
+                attributes: dict[str, Any] | None = None) -> requests.Response:
+    """``method`` (POST, PUT) of a ``kind`` entity's rendering to ``location``, in this check's
+    rendering (and asking for an answer in it)."""
+    rendering = rendering_of(ctx)
+    headers, body = wire.entity_request(rendering, kind, mixins=mixins, attributes=attributes)
+    return ctx.client.request(method, location, headers={**headers, **accept(rendering)},
+                              data=body)
+
+
 def create(ctx: Context, kind: str, *, mixins: list[str] | None = None,
            attributes: dict[str, Any] | None = None) -> str:
     """POST a new ``kind`` entity to its collection in this check's rendering; the location
     (registered for cleanup). Fails unless 201 + location or 200 + a rendering naming it."""
     rendering = rendering_of(ctx)
-    headers, body = wire.entity_request(rendering, kind, mixins=mixins, attributes=attributes)
-    response = ctx.client.post(kind_location(ctx, kind),
-                               headers={**headers, **accept(rendering)}, data=body)
+    response = send_entity(ctx, "POST", kind_location(ctx, kind), kind, mixins=mixins,
+                           attributes=attributes)
     locations = wire.created_locations(rendering, response)
     for location in locations:  # whatever the answer, leave nothing behind
         ctx.created(location)
@@ -150,6 +160,12 @@ def read(ctx: Context, location: str, rendering: str | None = None) -> Entity:
 
 def state_of(ctx: Context, location: str, attribute: str) -> Any:
     return read(ctx, location).attributes.get(attribute)
+
+
+def expect_state(ctx: Context, entity: Entity, attribute: str, states: set[str]) -> None:
+    """``entity`` renders ``attribute`` (a state) with one of ``states``."""
+    state = entity.attributes.get(attribute)
+    ctx.expect(state in states, f"{attribute} {state!r}")
 
 
 def wait_state(ctx: Context, location: str, attribute: str, wanted: set[str]) -> str:

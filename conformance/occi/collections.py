@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import requests
+
 from conformance.framework import Context, Level
 from conformance.occi import wire
 from conformance.occi.base import (
@@ -56,14 +58,20 @@ def listed(found: list[str], location: str) -> bool:
     return any(wire.same_location(x, location) for x in found)
 
 
+def send_locations(ctx: Context, method: str, collection: str,
+                   locations: list[str]) -> requests.Response:
+    """``method`` of entity ``locations`` (text/plain) to a ``collection``."""
+    headers, body = wire.locations_request(wire.TEXT_PLAIN, locations)
+    return ctx.client.request(method, collection, headers=headers, data=body)
+
+
 @SUITE.check("OCCI-HTTP-MIX-001", clause=http("9.3.2"), level=Level.MUST, group="mixins",
              writes=True,
              title="POST of entity locations to a mixin collection associates them (200)")
 def mixin_associate(ctx: Context) -> None:
     type_id, location = ctx.need("tag")
     first, _ = ctx.need("two-storages")
-    headers, body = wire.locations_request(wire.TEXT_PLAIN, [first])
-    response = ctx.client.post(location, headers=headers, data=body)
+    response = send_locations(ctx, "POST", location, [first])
     ctx.expect_status(response, 200, what="POST to a mixin collection")
     ctx.expect(listed(members(ctx, location), first), f"{first} listed in {location}")
     ctx.expect(type_id in read(ctx, first, wire.TEXT_PLAIN).mixins,
@@ -75,11 +83,9 @@ def mixin_associate(ctx: Context) -> None:
 def mixin_replace(ctx: Context) -> None:
     _, location = ctx.need("tag")
     first, second = ctx.need("two-storages")
-    headers, body = wire.locations_request(wire.TEXT_PLAIN, [first])
-    ctx.expect_status(ctx.client.post(location, headers=headers, data=body), 200,
+    ctx.expect_status(send_locations(ctx, "POST", location, [first]), 200,
                       what="POST to a mixin collection")
-    headers, body = wire.locations_request(wire.TEXT_PLAIN, [second])
-    response = ctx.client.put(location, headers=headers, data=body)
+    response = send_locations(ctx, "PUT", location, [second])
     ctx.expect_status(response, 200, what="PUT on a mixin collection")
     found = members(ctx, location)
     ctx.expect(listed(found, second) and not listed(found, first),
@@ -92,9 +98,8 @@ def mixin_replace(ctx: Context) -> None:
 def mixin_disassociate(ctx: Context) -> None:
     type_id, location = ctx.need("tag")
     _, second = ctx.need("two-storages")
-    headers, body = wire.locations_request(wire.TEXT_PLAIN, [second])
-    ctx.client.post(location, headers=headers, data=body)
-    response = ctx.client.delete(location, headers=headers, data=body)
+    send_locations(ctx, "POST", location, [second])
+    response = send_locations(ctx, "DELETE", location, [second])
     ctx.expect_status(response, 200, what="DELETE on a mixin collection")
     ctx.expect(not listed(members(ctx, location), second), f"{second} no longer listed")
     ctx.expect(type_id not in read(ctx, second, wire.TEXT_PLAIN).mixins,
@@ -106,9 +111,7 @@ def mixin_disassociate(ctx: Context) -> None:
 @SUITE.check("OCCI-HTTP-MIX-004", clause=http("9.2"), level=Level.MUST, group="mixins",
              title="PUT on a kind collection is refused with 405")
 def put_kind_collection(ctx: Context) -> None:
-    headers, body = wire.locations_request(wire.TEXT_PLAIN, [])
-    response = ctx.client.put(kind_location(ctx, COMPUTE), headers=headers, data=body)
-    ctx.expect_status(response, 405)
+    ctx.expect_status(send_locations(ctx, "PUT", kind_location(ctx, COMPUTE), []), 405)
 
 
 # --- filtering and pagination ----------------------------------------------------------------
@@ -120,14 +123,19 @@ def three_computes(ctx: Context) -> list[str]:
                    attributes={"occi.core.title": ctx.name(f"page-{n}")}) for n in (1, 2, 3)]
 
 
+def _filtered(ctx: Context, kind: str, header: str, value: str) -> requests.Response:
+    """The ``kind`` collection as text/uri-list, filtered by a text/occi ``header``."""
+    return ctx.client.get(kind_location(ctx, kind), headers={
+        "Accept": wire.URI_LIST, "Content-Type": wire.TEXT_OCCI, header: value})
+
+
 @SUITE.check("OCCI-HTTP-FLT-002", clause=http("9.1") + ", " + text("filtering"),
              level=Level.SHOULD, group="filtering", writes=True,
              title="a collection filtered by X-OCCI-Attribute lists only matching entities")
 def filter_attribute(ctx: Context) -> None:
     computes = ctx.need("three-computes")
-    response = ctx.client.get(kind_location(ctx, COMPUTE), headers={
-        "Accept": wire.URI_LIST, "Content-Type": wire.TEXT_OCCI,
-        "X-OCCI-Attribute": f'occi.core.title="{ctx.name("page-2")}"'})
+    response = _filtered(ctx, COMPUTE, "X-OCCI-Attribute",
+                         f'occi.core.title="{ctx.name("page-2")}"')
     ctx.expect_status(response, 200)
     found = wire.parse_locations(wire.URI_LIST, response)
     ctx.expect(len(found) == 1 and wire.same_location(found[0], computes[1]),
@@ -139,9 +147,7 @@ def filter_attribute(ctx: Context) -> None:
              title="a collection filtered by a Category lists only entities having it")
 def filter_category(ctx: Context) -> None:
     storages = ctx.need("two-storages")
-    response = ctx.client.get(kind_location(ctx, STORAGE), headers={
-        "Accept": wire.URI_LIST, "Content-Type": wire.TEXT_OCCI,
-        "Category": f'compute; scheme="{wire.INFRA}"; class="kind"'})
+    response = _filtered(ctx, STORAGE, "Category", f'compute; scheme="{wire.INFRA}"; class="kind"')
     ctx.expect(response.status_code in (200, 400), "200 (empty) or 400 for a kind the "
                "collection does not hold", response)
     if response.status_code == 200:

@@ -19,12 +19,14 @@ from conformance.occi.base import (
     SUITE,
     accept,
     create,
+    expect_state,
     http,
     infra,
     kind_location,
     os_template,
     read,
     rendering_of,
+    send_entity,
     wait_state,
 )
 from conformance.occi.wire import Entity
@@ -40,33 +42,40 @@ def _short(rendering: str | None) -> str:
             "application/json": "json2"}.get(rendering or "", "x")
 
 
+def _title(ctx: Context, what: str) -> str:
+    """A title for ``what`` made or changed in this check's rendering."""
+    return ctx.name(f"{what}-{_short(ctx.rendering)}")
+
+
+def _wait_compute(ctx: Context, location: str, *states: str) -> str:
+    return wait_state(ctx, location, "occi.compute.state", set(states))
+
+
 # --- fixtures: one of each, created in the check's rendering ------------------------------------
 
 
 @SUITE.fixture("compute", writes=True, per_rendering=True)
 def compute(ctx: Context) -> str:
     return create(ctx, COMPUTE, mixins=[os_template(ctx)],
-                  attributes={"occi.core.title": ctx.name(f"compute-{_short(ctx.rendering)}")})
+                  attributes={"occi.core.title": _title(ctx, "compute")})
 
 
 @SUITE.fixture("active-compute", writes=True, per_rendering=True)
 def active_compute(ctx: Context) -> str:
     location: str = ctx.need("compute")
-    wait_state(ctx, location, "occi.compute.state", {"active"})
+    _wait_compute(ctx, location, "active")
     return location
 
 
 @SUITE.fixture("storage", writes=True, per_rendering=True)
 def storage(ctx: Context) -> str:
-    return create(ctx, STORAGE, attributes={
-        "occi.core.title": ctx.name(f"storage-{_short(ctx.rendering)}"),
-        "occi.storage.size": 1.0})
+    return create(ctx, STORAGE, attributes={"occi.core.title": _title(ctx, "storage"),
+                                            "occi.storage.size": 1.0})
 
 
 @SUITE.fixture("network", writes=True, per_rendering=True)
 def network(ctx: Context) -> str:
-    return create(ctx, NETWORK, attributes={
-        "occi.core.title": ctx.name(f"network-{_short(ctx.rendering)}")})
+    return create(ctx, NETWORK, attributes={"occi.core.title": _title(ctx, "network")})
 
 
 def _link(ctx: Context, kind: str, source: str, target: str) -> str:
@@ -112,7 +121,7 @@ def read_compute(ctx: Context) -> None:
     entity = read(ctx, ctx.need("compute"))
     expect_kind(ctx, entity, COMPUTE)
     ctx.expect(os_template(ctx) in entity.mixins, f"the mixin {os_template(ctx)} is rendered")
-    ctx.expect(entity.title == ctx.name(f"compute-{_short(ctx.rendering)}"),
+    ctx.expect(entity.title == _title(ctx, "compute"),
                f"the title sent, rendered {entity.title!r}")
     ctx.expect(entity.attributes.get("occi.core.id"), "occi.core.id is rendered")
 
@@ -121,8 +130,7 @@ def read_compute(ctx: Context) -> None:
              writes=True, per_rendering=True,
              title="occi.compute.state is always one of active, inactive, suspended, error")
 def compute_state_enum(ctx: Context) -> None:
-    state = read(ctx, ctx.need("compute")).attributes.get("occi.compute.state")
-    ctx.expect(state in COMPUTE_STATES, f"occi.compute.state {state!r}")
+    expect_state(ctx, read(ctx, ctx.need("compute")), "occi.compute.state", COMPUTE_STATES)
 
 
 @SUITE.check("OCCI-INFRA-ENT-004", clause=infra("Compute"), level=Level.SHOULD, group="lifecycle",
@@ -151,10 +159,8 @@ def compute_listed(ctx: Context) -> None:
              title="POST of a partial rendering updates the entity (200 + entity or 201)")
 def partial_update(ctx: Context) -> None:
     location = ctx.need("compute")
-    rendering = rendering_of(ctx)
-    title = ctx.name(f"renamed-{_short(ctx.rendering)}")
-    headers, body = wire.entity_request(rendering, COMPUTE, attributes={"occi.core.title": title})
-    response = ctx.client.post(location, headers={**headers, **accept(rendering)}, data=body)
+    title = _title(ctx, "renamed")
+    response = send_entity(ctx, "POST", location, COMPUTE, attributes={"occi.core.title": title})
     ctx.expect_status(response, 200, 201, what="partial update")
     if response.status_code == 201:
         ctx.expect(response.headers.get("Location"), "201 carries a Location", response)
@@ -168,12 +174,10 @@ def partial_update(ctx: Context) -> None:
 def full_replace(ctx: Context) -> None:
     location = ctx.need("active-compute")
     link = ctx.need("storagelink")
-    rendering = rendering_of(ctx)
     before = read(ctx, location)
-    title = ctx.name(f"replaced-{_short(ctx.rendering)}")
-    headers, body = wire.entity_request(rendering, COMPUTE, mixins=before.mixins,
-                                        attributes={"occi.core.title": title})
-    response = ctx.client.put(location, headers={**headers, **accept(rendering)}, data=body)
+    title = _title(ctx, "replaced")
+    response = send_entity(ctx, "PUT", location, COMPUTE, mixins=before.mixins,
+                           attributes={"occi.core.title": title})
     ctx.expect_status(response, 200, 201, what="full replace")
     after = read(ctx, location)
     ctx.expect(after.title == title, f"title {title!r} after PUT, rendered {after.title!r}")
@@ -185,8 +189,8 @@ def full_replace(ctx: Context) -> None:
              title="DELETE of an entity answers 200; the entity is then gone (404)")
 def delete_entity(ctx: Context) -> None:
     rendering = rendering_of(ctx)
-    location = create(ctx, STORAGE, attributes={
-        "occi.core.title": ctx.name(f"doomed-{_short(ctx.rendering)}"), "occi.storage.size": 1.0})
+    location = create(ctx, STORAGE, attributes={"occi.core.title": _title(ctx, "doomed"),
+                                                "occi.storage.size": 1.0})
     response = ctx.client.delete(location, headers=accept(rendering))
     ctx.expect_status(response, 200, what="DELETE of an entity")
     ctx.poll(lambda: ctx.client.get(location, headers=accept(rendering)).status_code == 404,
@@ -202,8 +206,7 @@ def storage_lifecycle(ctx: Context) -> None:
     size = entity.attributes.get("occi.storage.size")
     ctx.expect(isinstance(size, int | float) and float(size) == 1.0,
                f"occi.storage.size 1.0, rendered {size!r}")
-    state = entity.attributes.get("occi.storage.state")
-    ctx.expect(state in STORAGE_STATES, f"occi.storage.state {state!r}")
+    expect_state(ctx, entity, "occi.storage.state", STORAGE_STATES)
 
 
 @SUITE.check("OCCI-INFRA-ENT-010", clause=infra("Network"), level=Level.MUST, group="lifecycle",
@@ -212,8 +215,7 @@ def storage_lifecycle(ctx: Context) -> None:
 def network_lifecycle(ctx: Context) -> None:
     entity = read(ctx, ctx.need("network", failing=True))
     expect_kind(ctx, entity, NETWORK)
-    state = entity.attributes.get("occi.network.state")
-    ctx.expect(state in NETWORK_STATES, f"occi.network.state {state!r}")
+    expect_state(ctx, entity, "occi.network.state", NETWORK_STATES)
 
 
 @SUITE.check("OCCI-HTTP-ENT-011", clause=http("8.1") + ", " + http("5.4"), level=Level.MUST,
@@ -234,9 +236,7 @@ def _check_link(ctx: Context, fixture: str, kind: str, source: str, target: str,
     for end, wanted in (("source", source), ("target", target)):
         got = str(entity.attributes.get(f"occi.core.{end}", ""))
         ctx.expect(wire.same_location(got, wanted), f"occi.core.{end} {wanted}, rendered {got!r}")
-    prefix = kind.rsplit("#", 1)[1]
-    state = entity.attributes.get(f"occi.{prefix}.state")
-    ctx.expect(state in states, f"occi.{prefix}.state {state!r}")
+    expect_state(ctx, entity, f"occi.{kind.rsplit('#', 1)[1]}.state", states)
     ctx.expect(has_link(read(ctx, source), link), f"the source {source} renders the link")
 
 
@@ -283,6 +283,13 @@ def invoke(ctx: Context, location: str, term: str, scheme: str = COMPUTE_ACTION,
                            data=body)
 
 
+def _start_active(ctx: Context) -> Any:
+    """start invoked on the active compute (once it is active): an action in the wrong state."""
+    location = ctx.need("active-compute")
+    _wait_compute(ctx, location, "active")
+    return invoke(ctx, location, "start")
+
+
 @SUITE.check("OCCI-INFRA-ACT-001", clause=http("8.3.2") + ", " + infra("Compute"), level=Level.MUST,
              group="actions", writes=True, per_rendering=True,
              title="stop on an active compute answers 200 and it becomes inactive")
@@ -290,7 +297,7 @@ def action_stop(ctx: Context) -> None:
     location = ctx.need("active-compute")
     response = invoke(ctx, location, "stop", attributes={"method": "graceful"})
     ctx.expect_status(response, 200, what="POST ?action=stop")
-    wait_state(ctx, location, "occi.compute.state", {"inactive"})
+    _wait_compute(ctx, location, "inactive")
 
 
 @SUITE.check("OCCI-INFRA-ACT-002", clause=http("8.3.2") + ", " + infra("Compute"), level=Level.MUST,
@@ -298,13 +305,13 @@ def action_stop(ctx: Context) -> None:
              title="start on an inactive compute answers 200 and it becomes active")
 def action_start(ctx: Context) -> None:
     location = ctx.need("active-compute")
-    wait_state(ctx, location, "occi.compute.state", {"active", "inactive"})
+    _wait_compute(ctx, location, "active", "inactive")
     if read(ctx, location).attributes.get("occi.compute.state") == "active":
         ctx.expect_status(invoke(ctx, location, "stop"), 200, what="POST ?action=stop")
-        wait_state(ctx, location, "occi.compute.state", {"inactive"})
+        _wait_compute(ctx, location, "inactive")
     response = invoke(ctx, location, "start")
     ctx.expect_status(response, 200, what="POST ?action=start")
-    wait_state(ctx, location, "occi.compute.state", {"active"})
+    _wait_compute(ctx, location, "active")
 
 
 @SUITE.check("OCCI-HTTP-ACT-003", clause=http("8.3.2"),
@@ -312,19 +319,14 @@ def action_start(ctx: Context) -> None:
              title="an action not allowed in the current state (start on active) is refused "
                    "with 400 or 409")
 def action_wrong_state(ctx: Context) -> None:
-    location = ctx.need("active-compute")
-    wait_state(ctx, location, "occi.compute.state", {"active"})
-    ctx.expect_status(invoke(ctx, location, "start"), 400, 409,
-                      what="start on an active compute")
+    ctx.expect_status(_start_active(ctx), 400, 409, what="start on an active compute")
 
 
 @SUITE.check("OCCI-HTTP-ACT-004", clause=http("8.3.2") + "; notes §2.4", level=Level.SHOULD,
              group="actions", writes=True,
              title="an action not allowed in the current state is refused with 409 exactly")
 def action_wrong_state_409(ctx: Context) -> None:
-    location = ctx.need("active-compute")
-    wait_state(ctx, location, "occi.compute.state", {"active"})
-    ctx.expect_status(invoke(ctx, location, "start"), 409, what="start on an active compute")
+    ctx.expect_status(_start_active(ctx), 409, what="start on an active compute")
 
 
 @SUITE.check("OCCI-HTTP-ACT-005", clause=http("8.3.2"), level=Level.MUST, group="actions",
