@@ -12,9 +12,10 @@ import pytest
 
 from conformance.cdmi import SUITE
 from conformance.cli import main
-from conformance.framework import Outcome, Report, Runner, Settings
+from conformance.framework import Report, Runner, Settings
 from conformance.http import Client, Credentials
 from tests.conformance.broken_cdmi import BREAKS, make_app
+from tests.conformance.faults import assert_failed, assert_passed, unaimed_groups
 from tests.conformance.servers import serving
 
 # fault -> the check that must fail because of it (at least one per check group)
@@ -68,16 +69,13 @@ def test_every_fault_is_known() -> None:
 
 
 def test_every_group_has_a_failing_case() -> None:
-    groups = {c.group for c in SUITE.checks}
-    aimed = {c.group for c in SUITE.checks if c.id in CASES.values()}
-    assert aimed == groups
+    assert unaimed_groups(SUITE, CASES) == set()
 
 
 @pytest.mark.parametrize("check_id", sorted(set(CASES.values())))
 def test_unbroken_server_passes_the_checks_under_test(unbroken: tuple[Report, int],
                                                       check_id: str) -> None:
-    results = {r.check.id: r for r in unbroken[0].results}
-    assert results[check_id].outcome is Outcome.PASSED, results[check_id].message
+    assert_passed(unbroken[0], check_id)
 
 
 def test_unbroken_server_leaves_nothing_behind(unbroken: tuple[Report, int]) -> None:
@@ -91,9 +89,7 @@ def test_a_fault_fails_its_check(fault: str, check_id: str) -> None:
     app = make_app([fault])
     with serving(app) as url:
         report = run(url, only=(check_id,))
-    result = next(r for r in report.results if r.check.id == check_id)
-    assert result.outcome is Outcome.FAILED, (fault, result.outcome, result.message)
-    assert result.message and result.evidence
+    assert assert_failed(report, fault, check_id).evidence
     assert list(app.nodes) == [""], "the run left objects behind"
 
 
