@@ -11,6 +11,14 @@ checked token is remembered per process for ``cache_seconds``: a revocation (``D
 ``cache_seconds`` in the others. The stored principal's groups and admin flag are those of the
 moment of issue; the chain's admit step still refuses a disabled account and recomputes admin
 rights on every request.
+
+Tenants (Keystone v2.0's word, for the EGI world's rOCCI clients, see
+:mod:`gateway.tokens_http`): a principal's tenants are its groups, or the one tenant
+:data:`DEFAULT_TENANT` when it has none. A token may be *scoped* to one of them; the record
+keeps the tenant, but it does not change what the token may do (group policy applies as for
+any other credential). The one way a token gets another token is rescoping (:meth:`issue`
+with ``until``, the older token's :meth:`expiry`): the new one never outlives the old one, so
+rescoping renews nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +48,14 @@ MAX_TOKEN_LENGTH = 512
 MAX_CACHED_TOKENS = 10000
 REDIS_TIMEOUT = 5.0
 """Seconds a Redis command of the token store may take before the request gets a 503."""
+DEFAULT_TENANT = "default"
+"""The tenant of a principal without groups (Keystone's name of its default domain)."""
+
+
+def tenants_of(principal: Principal) -> list[str]:
+    """The tenants ``principal`` may scope a token to: its groups, sorted, else
+    :data:`DEFAULT_TENANT` alone."""
+    return sorted(principal.groups) or [DEFAULT_TENANT]
 
 
 def connect(url: str) -> redis.Redis:
@@ -69,13 +85,15 @@ class IssuedToken:
     principal: Principal
     issued_at: datetime
     expires_at: datetime
+    tenant: str | None = None
+    """The tenant the token is scoped to (see :func:`tenants_of`); None: unscoped."""
 
 
 def _key(token: str) -> str:
     return KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()
 
 
-def _dump(principal: Principal, issued: float, expires: float) -> str:
+def _dump(principal: Principal, issued: float, expires: float, tenant: str | None) -> str:
     return json.dumps(
         {
             "name": principal.name,
@@ -85,6 +103,7 @@ def _dump(principal: Principal, issued: float, expires: float) -> str:
             "source": principal.source,
             "issued": issued,
             "expires": expires,
+            "tenant": tenant,
         }
     )
 
@@ -138,22 +157,49 @@ class TokenAuthenticator:
         if raw is None:
             raise NotAuthenticated(UNKNOWN)
         principal, expires = _load(raw)
+        if expires <= now:  # Redis ends the key at once, but not to the microsecond
+            raise NotAuthenticated(UNKNOWN)
         self._remember(key, principal, min(expires, now + self._cache_seconds), revocations)
         return principal
 
-    def issue(self, principal: Principal) -> IssuedToken:
-        """A new token for ``principal``, valid for ``ttl`` seconds in every API process."""
+    def issue(
+        self, principal: Principal, *, tenant: str | None = None, until: float | None = None
+    ) -> IssuedToken:
+        """A new token for ``principal``, valid for ``ttl`` seconds in every API process, or
+        until ``until`` (a UNIX time: the :meth:`expiry` of the token being rescoped) when
+        that comes sooner; scoped to ``tenant`` (the caller checked it is one of
+        :func:`tenants_of` ``principal``)."""
         token = secrets.token_urlsafe(32)
         issued = time.time()
-        expires = issued + self.ttl
+        expires = issued + self.ttl if until is None else min(issued + self.ttl, until)
+        lifetime_ms = int((expires - issued) * 1000)  # rounded down: never past ``expires``
+        if lifetime_ms <= 0:
+            raise NotAuthenticated(UNKNOWN)
+        record = _dump(principal, issued, expires, tenant)
         with redis_errors():
-            self._redis.set(_key(token), _dump(principal, issued, expires), ex=self.ttl, nx=True)
+            self._redis.set(_key(token), record, px=lifetime_ms, nx=True)
         return IssuedToken(
             token,
             principal,
             datetime.fromtimestamp(issued, UTC),
             datetime.fromtimestamp(expires, UTC),
+            tenant,
         )
+
+    def expiry(self, token: str) -> float:
+        """When ``token`` expires (a UNIX time), read from Redis, never from the process's
+        cache, so a token revoked by another process is known as such; NotAuthenticated
+        when it is unknown, revoked or expired."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise NotAuthenticated(UNKNOWN)
+        with redis_errors():
+            raw = self._redis.get(_key(token))
+        if raw is None:
+            raise NotAuthenticated(UNKNOWN)
+        expires = _load(raw)[1]
+        if expires <= time.time():
+            raise NotAuthenticated(UNKNOWN)
+        return expires
 
     def revoke(self, token: str) -> bool:
         """End ``token`` now; whether it was valid."""

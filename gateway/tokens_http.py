@@ -9,27 +9,55 @@
   request's own credentials count.
 - ``DELETE`` on either path revokes the token named by ``X-Subject-Token``, else by
   ``X-Auth-Token`` (holding a token is enough to end it): ``204``.
+- The part of Keystone v2.0 that rOCCI-api's Keystone plugin uses (gwdg/rOCCI-api,
+  ``lib/occi/api/client/http/authn_plugins/keystone.rb``, classes ``Keystone`` and
+  ``KeystoneV2``): after a 401 whose ``WWW-Authenticate`` matches
+  ``/^(Keystone|snf-auth) uri=(["'])(.+)(["'])$/`` it GETs the uri and takes ``300`` as a
+  list (``versions.values``, sorted by ``id``, so v2.0 comes first) and any other success as
+  one ``version``; it follows each version's ``self`` link (trailing ``/`` chomped), POSTs
+  ``<self>/tokens`` with ``{"auth": {"voms": true}}`` (x509: the credentials are the client
+  certificate) or ``{"auth": {"passwordCredentials": {...}}}``, reads
+  ``access.token.id``, GETs ``<self>/tenants`` with it as ``X-Auth-Token`` and POSTs the
+  same body again with ``tenantName`` for the first tenant that works (with the
+  environment's ``ROCCI_CLIENT_KEYSTONE_TENANT`` it does that at once). Here:
 
-These paths are public to the app's authentication hook (the body may carry the password), so
-every view here authenticates for itself. Errors are JSON in Keystone's shape
-(``{"error": {"code", "title", "message"}}``) with the headers the status obliges.
+  * ``GET /auth/``: ``300`` with both versions; ``GET /auth/v2.0``, ``/auth/v3`` (with or
+    without ``/``): ``200`` with one (shapes of Keystone's version discovery).
+  * ``POST /auth/v2.0/tokens``: ``200`` with ``{"access": {"token", "user",
+    "serviceCatalog": [], "metadata"}}`` (Identity API v2.0, "Authenticate"). Credentials:
+    ``passwordCredentials`` (checked through the chain as HTTP Basic), ``voms: true`` (the
+    request's own: a client certificate, from TLS or a trusted front end, or Basic or a
+    bearer token; never its ``X-Auth-Token``, which rOCCI sends along), or ``token: {"id"}``
+    with a tenant: *rescoping*, which gives a token expiring with the one presented (a token
+    still cannot renew itself). ``tenantName``/``tenantId`` (the same value here) scopes the
+    token to one of the principal's tenants (:func:`auth.tokens.tenants_of`: its groups, else
+    ``default``); another is ``401`` as Keystone answers it.
+  * ``GET /auth/v2.0/tenants``: ``{"tenants": [...], "tenants_links": []}`` for the
+    request's principal (an ``X-Auth-Token`` or any other configured method).
+
+The ``/auth/`` paths are public to the app's authentication hook (a body may carry the
+password, discovery is anonymous), so every view here authenticates for itself, and
+:func:`_authenticate_the_rest` authenticates any other request whose path begins with
+``/auth/`` (an OCCI mixin location, say) as the hook would have. Errors are JSON in
+Keystone's shape (``{"error": {"code", "title", "message"}}``) with the headers the status
+obliges.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 import auth.flask
 from auth.chain import AuthChain
 from auth.credentials import Credentials
 from auth.principal import Principal
-from auth.tokens import IssuedToken, TokenAuthenticator
+from auth.tokens import IssuedToken, TokenAuthenticator, tenants_of
 from gateway import json_limits
 from gateway.errors import (
     InvalidRequest,
@@ -43,14 +71,25 @@ from occi.http.errors import extra_headers, status_for
 
 bp = Blueprint("auth_tokens", __name__)
 
+AUTH = "/auth/"
 TOKENS = "/auth/tokens"
 KEYSTONE_TOKENS = "/auth/v3/auth/tokens"
-PUBLIC_PATHS = (TOKENS, KEYSTONE_TOKENS)
-"""Paths the app's authentication hook leaves to these views."""
+V2 = "/auth/v2.0"
+V3 = "/auth/v3"
+V2_TOKENS = V2 + "/tokens"
+V2_TENANTS = V2 + "/tenants"
+PUBLIC_PATHS = (AUTH,)
+"""Prefixes the app's authentication hook leaves alone: the views of this blueprint
+authenticate for themselves, :func:`_authenticate_the_rest` any other request below them."""
 NO_RENEWAL = (
     "a token cannot get a new token (tokens are not renewable): authenticate with "
     "{accepted} other than X-Auth-Token"
 )
+NO_UNSCOPED = (
+    "a token only gets a token scoped to one of its tenants (auth.tenantName), which expires "
+    "with it: tokens are not renewable"
+)
+V2_METHODS = "passwordCredentials, voms (true) or token (with tenantName)"
 # Keystone's name of the method that proved each source's identities.
 KEYSTONE_METHODS = {"local": "password", "ldap": "password", "oidc": "mapped", "x509": "external"}
 
@@ -78,6 +117,12 @@ def _request_credentials() -> Credentials:
     return auth.flask.credentials_from(request.headers, request.environ)
 
 
+def _audit_name(name: str) -> None:
+    """Have the audit log name the user a body's password is tried for, as it names the user
+    of a Basic header (the password is never recorded)."""
+    g.nimbo_audit = {**g.get("nimbo_audit", {}), "principal": name}
+
+
 def _timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and ``Z``, as Keystone writes them."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -92,6 +137,23 @@ def _json(document: Any, status: int, headers: dict[str, str] | None = None) -> 
 
 def _issued(issued: IssuedToken, document: Any) -> Response:
     return _json(document, 201, {"X-Subject-Token": issued.token})
+
+
+def _base_url() -> str:
+    base: str = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
+    return base.rstrip("/")
+
+
+# --- the guard of the public prefix ----------------------------------------------------------
+
+
+@bp.before_app_request
+def _authenticate_the_rest() -> None:
+    """Authenticate a request below :data:`AUTH` that is not for a view of this blueprint,
+    as the app's hook does every request outside :data:`PUBLIC_PATHS`: the prefix is public
+    for these views only."""
+    if request.path.startswith(PUBLIC_PATHS) and request.blueprint != bp.name:
+        g.principal = _chain().authenticate(_request_credentials())
 
 
 # --- views --------------------------------------------------------------------------------
@@ -119,6 +181,7 @@ def keystone_issue() -> Response:
     credentials = _request_credentials()
     password = _keystone_password(_keystone_body())
     if password is not None:
+        _audit_name(password[0])
         credentials = Credentials(remote_addr=credentials.remote_addr, basic=password)
     issued = tokens.issue(_authenticate(credentials))
     principal = issued.principal
@@ -158,6 +221,180 @@ def revoke() -> Response:
 @bp.route(KEYSTONE_TOKENS, methods=["GET", "PUT", "PATCH"])
 def other_methods() -> Response:
     raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("POST", "DELETE"))
+
+
+# --- Keystone version discovery ---------------------------------------------------------------
+
+# Identity API version documents as Keystone serves them at its root (300 Multiple Choices,
+# no Location: HTTParty would follow one) and at each version's root (200).
+# Path below AUTH -> (id, updated). rOCCI reads the id's major number and the self link.
+_VERSIONS = {"v2.0": ("v2.0", "2014-04-17T00:00:00Z"), "v3": ("v3.0", "2013-03-06T00:00:00Z")}
+
+
+def _version(path: str) -> dict[str, Any]:
+    version_id, updated = _VERSIONS[path]
+    media_type = f"application/vnd.openstack.identity-{path}+json"
+    return {
+        "id": version_id,
+        "status": "stable",
+        "updated": updated,
+        "media-types": [{"base": "application/json", "type": media_type}],
+        "links": [{"rel": "self", "href": f"{_base_url()}{AUTH}{path}/"}],
+    }
+
+
+@bp.route(AUTH, methods=["GET"])
+def versions() -> Response:
+    return _json({"versions": {"values": [_version(v) for v in _VERSIONS]}}, 300)
+
+
+@bp.route(V2, methods=["GET"])
+@bp.route(V2 + "/", methods=["GET"])
+def version_v2() -> Response:
+    return _json({"version": _version("v2.0")}, 200)
+
+
+@bp.route(V3, methods=["GET"])
+@bp.route(V3 + "/", methods=["GET"])
+def version_v3() -> Response:
+    return _json({"version": _version("v3")}, 200)
+
+
+@bp.route(AUTH, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V2, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V2 + "/", methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3 + "/", methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V2_TENANTS, methods=["POST", "PUT", "PATCH", "DELETE"])
+def read_only() -> Response:
+    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("GET", "HEAD"))
+
+
+# --- Keystone v2.0 tokens and tenants -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class V2Auth:
+    """What a Keystone v2.0 ``POST /tokens`` body asks for: exactly one of ``password``,
+    ``voms`` and ``token``, and perhaps a tenant."""
+
+    password: tuple[str, str] | None = None
+    voms: bool = False
+    token: str | None = None
+    tenant: str | None = None
+
+
+@bp.route(V2_TOKENS, methods=["POST"])
+def v2_issue() -> Response:
+    tokens = _tokens()
+    body = _v2_auth(_keystone_body())
+    credentials = _request_credentials()
+    until: float | None = None
+    if body.token is not None:
+        if body.tenant is None:
+            raise NotAuthenticated(NO_UNSCOPED)
+        # The chain first (a wrong token counts as a refusal, a disabled account is refused),
+        # then Redis itself: a token revoked in another process is not rescoped.
+        principal = _chain().authenticate(
+            Credentials(remote_addr=credentials.remote_addr, auth_token=body.token)
+        )
+        until = tokens.expiry(body.token)
+    elif body.password is not None:
+        _audit_name(body.password[0])
+        principal = _authenticate(
+            Credentials(remote_addr=credentials.remote_addr, basic=body.password)
+        )
+    else:  # voms: the request's own credentials, without the X-Auth-Token rOCCI sends along
+        principal = _authenticate(credentials)
+    if body.tenant is not None and body.tenant not in tenants_of(principal):
+        # Keystone v2.0 answers a tenant the user has no role on with 401 and these words.
+        raise NotAuthenticated(
+            f"User {principal.name} is unauthorized for tenant {body.tenant}: "
+            f"its tenants are {', '.join(tenants_of(principal))}"
+        )
+    issued = tokens.issue(principal, tenant=body.tenant, until=until)
+    token: dict[str, Any] = {
+        "id": issued.token,
+        "issued_at": _timestamp(issued.issued_at),
+        "expires": _timestamp(issued.expires_at),
+    }
+    if issued.tenant is not None:
+        token["tenant"] = _tenant(issued.tenant, principal)
+    document = {
+        "access": {
+            "token": token,
+            "user": {
+                "id": principal.name,
+                "name": principal.name,
+                "username": principal.name,
+                "roles": [],
+                "roles_links": [],
+            },
+            "serviceCatalog": [],
+            "metadata": {"is_admin": int(principal.is_admin), "roles": []},
+        }
+    }
+    return _json(document, 200)
+
+
+@bp.route(V2_TENANTS, methods=["GET"])
+def v2_tenants() -> Response:
+    principal = _chain().authenticate(_request_credentials())
+    tenants = [_tenant(name, principal) for name in tenants_of(principal)]
+    return _json({"tenants": tenants, "tenants_links": []}, 200)
+
+
+@bp.route(V2_TOKENS, methods=["GET", "PUT", "PATCH", "DELETE"])
+def v2_other_methods() -> Response:
+    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("POST",))
+
+
+def _tenant(name: str, principal: Principal) -> dict[str, Any]:
+    """A tenant document; its id is its name (a group's name is unique and stable)."""
+    description = f"group {name}" if name in principal.groups else f"{principal.name} alone"
+    return {"id": name, "name": name, "enabled": True, "description": description}
+
+
+def _v2_auth(document: dict[str, Any] | None) -> V2Auth:
+    if document is None or "auth" not in document:
+        raise InvalidRequest(f'the body must be {{"auth": {{...}}}} with {V2_METHODS}')
+    auth_ = _object(document, "auth")
+    given = [m for m in ("passwordCredentials", "voms", "token") if m in auth_]
+    if len(given) != 1:
+        raise InvalidRequest(
+            f"auth needs exactly one of {V2_METHODS}; it has {', '.join(given) or 'none'}"
+        )
+    tenant = _v2_tenant(auth_)
+    if "voms" in auth_:
+        if auth_["voms"] is not True:
+            raise InvalidRequest("auth.voms must be true (the credentials are the request's own)")
+        return V2Auth(voms=True, tenant=tenant)
+    if "token" in auth_:
+        token_id = _object(auth_, "token").get("id")
+        if not isinstance(token_id, str) or not token_id:
+            raise InvalidRequest("auth.token needs an id (a token this server issued)")
+        return V2Auth(token=token_id, tenant=tenant)
+    credentials = _object(auth_, "passwordCredentials")
+    name = credentials.get("username", credentials.get("userId"))
+    password = credentials.get("password")
+    if not isinstance(name, str) or not name or not isinstance(password, str):
+        raise InvalidRequest("auth.passwordCredentials needs a username and a password")
+    return V2Auth(password=(name, password), tenant=tenant)
+
+
+def _v2_tenant(auth_: dict[str, Any]) -> str | None:
+    """The tenant of ``tenantName`` and/or ``tenantId`` (one value: ids are names here)."""
+    values = []
+    for field in ("tenantName", "tenantId"):
+        value = auth_.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise InvalidRequest(f"auth.{field} must be a non-empty string")
+        values.append(value)
+    if len(set(values)) > 1:
+        raise InvalidRequest("auth.tenantName and auth.tenantId name different tenants")
+    return values[0] if values else None
 
 
 # --- the Keystone v3 body -------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Issued tokens (auth.tokens, gateway.tokens_http): POST /auth/tokens with any other method,
 X-Auth-Token on OCCI requests, revocation, expiry, the Keystone v3 alias that EGI clients
-follow from a ``Keystone uri='…'`` challenge; tokens live in the real Redis the tests use, so
-two gateways on it accept each other's tokens."""
+follow from a ``Keystone uri='…'`` challenge (its v2.0 part: test_keystone_v2.py); tokens
+live in the real Redis the tests use, so two gateways on it accept each other's tokens."""
 
 from __future__ import annotations
 
@@ -135,6 +135,14 @@ def test_a_token_cannot_mint_tokens(node: Node) -> None:
         "/auth/v3/auth/tokens", json=by_body, headers={"X-Auth-Token": token}
     )
     assert refused.status_code == 401 and "not renewable" in refused.get_data(as_text=True)
+    # Keystone v2.0: a token gets a token only to rescope it, expiring with it
+    # (tests/auth/test_keystone_v2.py); unscoped, or as the credential of voms, it gets none.
+    for v2_body in ({"auth": {"token": {"id": token}}}, {"auth": {"voms": True}}):
+        refused = node.client.post(
+            "/auth/v2.0/tokens", json=v2_body, headers={"X-Auth-Token": token}
+        )
+        assert refused.status_code == 401, v2_body
+        assert "not renewable" in refused.get_json()["error"]["message"]
     assert len(node.connection.keys("nimbo:auth-token:*")) == 1  # only the first one
 
 
@@ -322,7 +330,18 @@ def test_the_authenticator_alone(redis_url: str) -> None:
             tokens.authenticate(Credentials(auth_token=issued.token + "x"))
         with pytest.raises(NotAuthenticated, match="unknown or expired"):
             tokens.authenticate(Credentials(auth_token="x" * 10000))
+        assert tokens.expiry(issued.token) == pytest.approx(issued.expires_at.timestamp(), abs=1e-5)
+        scoped = tokens.issue(alice, tenant="g", until=time.time() + 5)
+        assert scoped.tenant == "g" and tokens.expiry(scoped.token) <= time.time() + 5
+        capped = tokens.issue(alice, until=time.time() + 7200)  # the ttl caps ``until``
+        assert tokens.expiry(capped.token) <= time.time() + 60
+        with pytest.raises(NotAuthenticated, match="unknown or expired"):
+            tokens.issue(alice, until=time.time() - 1)
         assert tokens.revoke(issued.token) and not tokens.revoke(issued.token)
+        with pytest.raises(NotAuthenticated, match="unknown or expired"):
+            tokens.expiry(issued.token)
+        with pytest.raises(NotAuthenticated, match="unknown or expired"):
+            tokens.expiry("x" * 10000)
     finally:
         connection.close()
     dead = connect(f"unix://{Path(redis_url.removeprefix('unix://')).parent / 'none.sock'}")
