@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cdmi import capabilities
+from cdmi import capabilities, extents
 from cdmi.request import CdmiType, Selection
 from gateway.errors import InvalidRequest
 
@@ -31,6 +31,10 @@ GROUP_METADATA = "org.nimbostratus.group"
 """The object's group (vendor storage-system metadata; CDMI 1.1.1 names no group item): the
 group ``GROUP@`` means and whose members share the object (see gateway.services.tenancy). A
 client names it in ``metadata`` like ``cdmi_acl``; it is never stored as user metadata."""
+
+WRITTEN_EXTENTS = "org.nimbostratus.written"
+"""Where an object's ``extra`` keeps the extents written by range writes that left a gap
+(see :mod:`cdmi.extents`). Server state: never rendered, never taken from a request body."""
 
 # Storage-system metadata: made by the server from its columns; what clients send is ignored.
 SYSTEM_METADATA = frozenset(
@@ -62,6 +66,14 @@ KNOWN_FIELDS = frozenset(
         "snapshot",
     }
 )
+
+
+def unknown_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a request body that are stored, not interpreted (§6: unknown fields);
+    a field named like server state is dropped."""
+    return {
+        k: v for k, v in body.items() if k not in KNOWN_FIELDS and k != WRITTEN_EXTENTS
+    }
 
 
 def check_name(name: str) -> None:
@@ -181,6 +193,11 @@ class ObjectState:
         return parent_path(self.path) if self.path else None
 
     @property
+    def written(self) -> list[extents.Extent] | None:
+        """The extents of the value that were written (None: all of it, no gaps)."""
+        return extents.from_stored(self.extra.get(WRITTEN_EXTENTS))
+
+    @property
     def media(self) -> CdmiType:
         return CdmiType.CONTAINER if self.kind == CONTAINER else CdmiType.OBJECT
 
@@ -246,7 +263,8 @@ def document(
     if state.kind == CONTAINER and state.exports:
         full["exports"] = state.exports
     for name, value in state.extra.items():
-        full.setdefault(name, value)
+        if name != WRITTEN_EXTENTS:
+            full.setdefault(name, value)
     if selection.everything:
         return full
     return {name: full[name] for name in selection.fields if name in full}

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from auth.principal import Principal
 from backends.blob import BlobStore, StagedBlob
-from cdmi import acl, capabilities, objectid
+from cdmi import acl, capabilities, extents, objectid
 from cdmi.model import (
     CAPABILITIES_DIR,
     CONTAINER,
@@ -38,17 +38,18 @@ from cdmi.model import (
     DEFAULT_DOMAIN,
     DOMAINS_DIR,
     GROUP_METADATA,
-    KNOWN_FIELDS,
     MAX_PATH_BYTES,
     OBJECTID_DIR,
     OPERATIONS,
     SNAPSHOTS_DIR,
+    WRITTEN_EXTENTS,
     ObjectState,
     check_metadata,
     check_name,
     document,
     merge_metadata,
     parent_path,
+    unknown_fields,
 )
 from cdmi.paths import BY_ID, CAPABILITIES, DOMAINS, ID_ROOT, PATH, Target
 from cdmi.request import CdmiType, Selection
@@ -100,10 +101,13 @@ class ValueRead:
     start: int
     end: int  # exclusive
     encoding: str  # utf-8 | base64
+    written_end: int | None = None  # exclusive: the first gap from start; None: end
 
     @property
     def range_text(self) -> str:
-        return f"{self.start}-{self.end - 1}" if self.end > self.start else ""
+        """``valuerange``: the bytes sent, up to the first gap (gaps are sent as zeros)."""
+        end = self.end if self.written_end is None else min(self.end, self.written_end)
+        return f"{self.start}-{end - 1}" if end > self.start else ""
 
 
 @dataclass
@@ -426,14 +430,18 @@ class CdmiService:
 
     def _value_read(self, state: ObjectState, selection: Selection) -> ValueRead:
         if selection.value_range is None:
-            return ValueRead(state.id, 0, state.size, state.encoding)
+            gap = extents.first_gap(state.written, 0, state.size)
+            return ValueRead(state.id, 0, state.size, state.encoding, gap)
         first, last = selection.value_range
         if first >= state.size and not (first == 0 and state.size == 0):
             raise InvalidRequest(
                 f"value range starts at {first}, past the end of the value ({state.size} bytes)"
             )
+        end = min(last + 1, state.size)
         # A slice of UTF-8 may cut a character: ranges are always sent in base64.
-        return ValueRead(state.id, first, min(last + 1, state.size), "base64")
+        return ValueRead(
+            state.id, first, end, "base64", extents.first_gap(state.written, first, end)
+        )
 
     def _children(
         self, reader: Connection, principal: Principal, state: ObjectState, selection: Selection
@@ -777,7 +785,7 @@ class CdmiService:
         mimetype = _mimetype_of(body)
         _check_domain(body, self.root_uri)
         _check_capabilities_uri(body, self.root_uri, DATAOBJECT)
-        extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
+        extra = unknown_fields(body)
         with self.store.session(write=True) as session:
             row = self._locked(session, target, principal)
             created = row is None
@@ -832,8 +840,10 @@ class CdmiService:
                     first = selection.value_range[0] if selection.value_range else 0
                     blob = self.blobs.stage_range(row.id, first, [data])
                     row.encoding = "base64"
+                    _track_written(row, size_before, first, len(data))
                 else:
                     row.encoding = encoding or (row.encoding if not created else "utf-8")
+                    _track_written(row, size_before, None, blob.size)
                 publish = blob
                 row.size = blob.size
             session.flush()
@@ -1035,10 +1045,13 @@ class CdmiService:
                 row.mtime = _now()
             size_before = row.size
             if patch is not None:
-                staged = self.blobs.stage_range(row.id, patch[0], patch[1])
+                counted = _ByteCount()
+                staged = self.blobs.stage_range(row.id, patch[0], counted.wrap(patch[1]))
                 row.encoding = "base64"
+                _track_written(row, size_before, patch[0], counted.total)
             else:
                 row.encoding = encoding
+                _track_written(row, size_before, None, staged.size if staged else 0)
             assert staged is not None
             with staged:
                 if mimetype is not None:
@@ -1089,7 +1102,7 @@ class CdmiService:
             check_name(snapshot)
         _check_domain(body, self.root_uri)
         _check_capabilities_uri(body, self.root_uri, CONTAINER)
-        extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS}
+        extra = unknown_fields(body)
         with self.store.session(write=True) as session:
             row = self._locked(session, target, principal)
             created = row is None
@@ -1298,6 +1311,7 @@ class CdmiService:
                         grown = blob.size - existing.size
                         existing.size, existing.encoding = blob.size, source.encoding
                         existing.mimetype = source.mimetype
+                        _copy_written(source, existing)
                         existing.metadata_ = (
                             metadata_in if metadata_in is not None else dict(source.metadata_ or {})
                         )
@@ -1510,6 +1524,43 @@ class CdmiService:
                 blob.discard()
         for blob_id in stale:
             self.blobs.delete(blob_id)
+
+
+def _track_written(row: CdmiObjectRow, size: int, first: int | None, count: int) -> None:
+    """Keep the extents of ``row``'s value (``size`` bytes before the write) in step with a
+    write of ``count`` bytes from ``first``; ``first`` None: the whole value was replaced."""
+    if first is None:
+        written = None
+    else:
+        written = extents.after_write(
+            extents.from_stored((row.extra or {}).get(WRITTEN_EXTENTS)), size, first, count
+        )
+    _set_written(row, extents.to_stored(written))
+
+
+def _copy_written(source: CdmiObjectRow, row: CdmiObjectRow) -> None:
+    """A copy's value has the source's gaps."""
+    _set_written(row, (source.extra or {}).get(WRITTEN_EXTENTS))
+
+
+def _set_written(row: CdmiObjectRow, stored: list[list[int]] | None) -> None:
+    extra = {k: v for k, v in (row.extra or {}).items() if k != WRITTEN_EXTENTS}
+    if stored is not None:
+        extra[WRITTEN_EXTENTS] = stored
+    if extra != (row.extra or {}):
+        row.extra = extra  # a new dict: the JSON column sees the change
+
+
+class _ByteCount:
+    """Counts the bytes of a stream while it passes through."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.total += len(chunk)
+            yield chunk
 
 
 def _virtual_state(object_id: str, kind: str) -> ObjectState:
