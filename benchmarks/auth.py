@@ -42,9 +42,9 @@ from pathlib import Path
 
 from occi_api import (
     API_WORKERS,
+    BENCH_PYTHONPATH,
     GUNICORN_CONF,
     HOST,
-    ROOT,
     START_TIMEOUT,
     VENV_BIN,
     Call,
@@ -60,8 +60,6 @@ from occi_api import (
     stop_process,
     wait_active,
 )
-
-sys.path.insert(0, str(ROOT))
 
 from tests.auth.certs import CertificateAuthority, name
 from tests.auth.jwks_server import AUDIENCE, IdentityProvider
@@ -137,7 +135,7 @@ def start_unchecked(tmp: Path, env: dict[str, str], processes: Processes) -> int
             "--bind",
             f"{HOST}:{port}",
             "--pythonpath",
-            f"{ROOT / 'benchmarks'},{ROOT}",
+            BENCH_PYTHONPATH,
             "noauth_app:app",
         ],
         env,

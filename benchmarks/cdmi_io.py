@@ -46,10 +46,10 @@ from typing import Any
 
 from occi_api import (
     API_WORKERS,
+    BENCH_PYTHONPATH,
     GUNICORN_CONF,
     HOST,
     MEMORY_URI,
-    ROOT,
     START_TIMEOUT,
     VENV_BIN,
     Call,
@@ -827,7 +827,7 @@ def start_bare(tmp: Path, processes: Processes) -> Server:
             "--bind",
             f"{HOST}:{port}",
             "--pythonpath",
-            str(ROOT / "benchmarks"),
+            BENCH_PYTHONPATH,
             "cdmi_io:bare_app",
         ],
         {**os.environ, "NIMBO_BENCH_BARE_DIR": str(store)},

@@ -38,11 +38,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The project before benchmarks/ (the scripts' own directory, first on sys.path): its auth.py
+# must not shadow the auth package that gateway.gunicorn_conf and the test helpers import.
+sys.path.insert(0, str(ROOT))
 VENV_BIN = ROOT / ".venv" / "bin"
 HOST = "127.0.0.1"
 API_WORKERS = 2
 MEMORY_URI = "memory://bench?cores=4096&memory_mib=8388608"
 GUNICORN_CONF = "python:gateway.gunicorn_conf"
+# gunicorn --pythonpath for the benchmarks' own apps: gunicorn puts each entry first in turn,
+# so the project root ends up before benchmarks/, whose auth.py would else shadow the auth
+# package the gateway imports.
+BENCH_PYTHONPATH = f"{ROOT / 'benchmarks'},{ROOT}"
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 OCCI_JSON = "application/occi+json"
 USER_AGENT = "nimbo-benchmark/1 OCCI/1.2"
@@ -532,7 +539,7 @@ def start_bare(
             "--bind",
             f"{HOST}:{port}",
             "--pythonpath",
-            str(ROOT / "benchmarks"),
+            BENCH_PYTHONPATH,
             "bare_app:app",
         ],
         env,

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "nimbo:rate:"
 WARN_EVERY = 60.0
+CLEAR_SECONDS = 1.0  # how long a whole password-failure budget is believed without Redis
 BLOCKED_MAX = 10000  # addresses remembered as over their budget, per process
 
 # KEYS: one per budget. ARGV: per key, interval (us), period (us), cost (0: only look).
@@ -201,6 +202,7 @@ class RateLimiter:
         self._check = connection.register_script(CHECK)
         self._charge = connection.register_script(CHARGE)
         self._blocked: dict[tuple[str, str], tuple[float, Budget]] = {}
+        self._clear: dict[str, float] = {}  # failure-budget keys found whole, until
         self._lock = threading.Lock()
         self._warned = -WARN_EVERY
 
@@ -255,11 +257,27 @@ class RateLimiter:
     def _check_budgets(self, budgets: list[Budget]) -> None:
         if not budgets:
             return
+        look_only = all(b.cost == 0 for b in budgets)
+        if look_only and self._clear.get(budgets[0].key, 0.0) > time.monotonic():
+            return
         answer = self._run(self._check, budgets, [b.cost for b in budgets])
         if answer and answer[0]:
             spent = budgets[answer[0] - 1]
             self._remember(spent, answer[1])
             raise spent.refusal(_seconds(answer[1]))
+        if look_only and answer is not None:
+            self._note_clear(budgets[0].key)
+
+    def _note_clear(self, key: str) -> None:
+        """Nothing to charge and the password-failure budget found whole: looking again
+        within ``CLEAR_SECONDS`` would cost a Redis round trip per Basic request for
+        nothing. A lockout another process counts reaches this one at most that late (its
+        own refusals reach it at once, see ``refused``)."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._clear) >= BLOCKED_MAX:
+                self._clear = {k: t for k, t in self._clear.items() if t > now}
+            self._clear[key] = now + CLEAR_SECONDS
 
     def budgets(self, address: str, principal: Principal | None, *, password: bool) -> list[Budget]:
         """What a request from ``address`` by ``principal`` is checked against (the failure
@@ -289,6 +307,8 @@ class RateLimiter:
             budgets.append(Budget("address", "rate_limit_address", self.address, where))
         if self.failures and credentials.basic is not None:
             budgets.append(Budget("failures", "rate_limit_auth_failures", self.failures, where))
+        for budget in budgets:
+            self._clear.pop(budget.key, None)  # charged now: look again next time
         answer = self._run(self._charge, budgets, None) if budgets else None
         if not answer:
             return None

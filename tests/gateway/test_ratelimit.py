@@ -257,6 +257,25 @@ def test_a_request_costs_one_redis_round_trip(make_node: NodeFactory, redis_url:
     assert set(calls) <= {"time", "get", "set"}  # and nothing else but what the script runs
 
 
+def test_a_warm_basic_login_with_only_the_failure_budget_skips_redis(
+    make_node: NodeFactory, redis_url: str
+) -> None:
+    """With the default limits (only rate_limit_auth_failures), a whole failure budget is
+    believed for CLEAR_SECONDS: a busy Basic client costs Redis one look a second, and a
+    refusal counted here makes the next request look again."""
+    node = make_node(HOST)
+    assert get(node, basic("alice")).status_code == 200  # looks, finds the budget whole
+    with redis.Redis.from_url(redis_url) as client:
+        client.config_resetstat()
+        for _ in range(10):
+            assert get(node, basic("alice")).status_code == 200
+        assert "cmdstat_evalsha" not in client.info("commandstats")
+        assert get(node, wrong("alice")).status_code == 401  # charged
+        assert get(node, basic("alice")).status_code == 200  # and looked at again
+        stats = client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 2
+
+
 def test_limits_fail_open_when_redis_cannot_be_reached(
     make_node: NodeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
