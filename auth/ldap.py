@@ -21,12 +21,9 @@ answer; local users are not affected) and nothing from ``ldap`` leaves this modu
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -36,6 +33,7 @@ from ldap.filter import escape_filter_chars
 
 from auth.chain import REFUSED
 from auth.credentials import Credentials
+from auth.login_cache import LoginCache
 from auth.principal import Principal
 from gateway.errors import ConfigurationError, NotAuthenticated, ServiceUnavailable
 
@@ -308,9 +306,7 @@ class LdapAuthenticator:
         self.settings = settings
         self.directory = directory or Directory(settings)
         self._realm = realm
-        self._key = os.urandom(32)
-        self._cache: dict[str, tuple[bytes, float, Principal]] = {}
-        self._lock = threading.Lock()
+        self._logins = LoginCache()
 
     def challenge(self, base_url: str) -> str:
         return f'Basic realm="{self._realm}"'
@@ -321,12 +317,9 @@ class LdapAuthenticator:
         user, password = credentials.basic
         if not password:
             raise NotAuthenticated(REFUSED)
-        tag = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(user)
-        if cached and cached[1] > now and hmac.compare_digest(cached[0], tag):
-            return cached[2]
+        cached = self._logins.find(user, password)
+        if cached is not None:
+            return cached
         entry = self.directory.find_user(user)
         if entry is None:
             # as long as a wrong password takes: a bind that cannot succeed
@@ -335,8 +328,7 @@ class LdapAuthenticator:
         if not self.directory.check_password(entry.dn, password):
             raise NotAuthenticated(REFUSED)
         principal = self.principal(entry)
-        with self._lock:
-            self._cache[user] = (tag, now + self.settings.cache_seconds, principal)
+        self._logins.remember(user, password, principal, self.settings.cache_seconds)
         return principal
 
     def principal(self, entry: DirectoryEntry, *, source: str = "ldap") -> Principal:
@@ -349,8 +341,7 @@ class LdapAuthenticator:
         )
 
     def forget(self, user: str) -> None:
-        with self._lock:
-            self._cache.pop(user, None)
+        self._logins.forget(user)
 
     def _nobody(self) -> str:
         return f"{self.settings.name_attr}=nimbo-no-such-user,{self.settings.user_base}"

@@ -13,16 +13,12 @@ the chain pays a check against a dummy hash, so it takes as long as a wrong pass
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth.chain import REFUSED, PasswordRefused
 from auth.credentials import Credentials
+from auth.login_cache import LoginCache
 from auth.passwords import verify_password
 from auth.principal import Principal
 
@@ -51,9 +47,7 @@ class LocalAuthenticator:
         self._lookup = lookup
         self._realm = realm
         self._cache_seconds = cache_seconds
-        self._key = os.urandom(32)
-        self._cache: dict[str, tuple[bytes, float, Principal]] = {}
-        self._lock = threading.Lock()
+        self._logins = LoginCache()
 
     def challenge(self, base_url: str) -> str:
         return f'Basic realm="{self._realm}"'
@@ -62,12 +56,9 @@ class LocalAuthenticator:
         if credentials.basic is None:
             return None
         name, password = credentials.basic
-        tag = hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).digest()
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(name)
-        if cached and cached[1] > now and hmac.compare_digest(cached[0], tag):
-            return cached[2]
+        cached = self._logins.find(name, password)
+        if cached is not None:
+            return cached
         record = self._lookup(name)
         if record is None:
             return None  # the chain pays a dummy check if nobody else takes the name
@@ -80,10 +71,8 @@ class LocalAuthenticator:
             is_admin=record.is_admin,
             source=self.name,
         )
-        with self._lock:
-            self._cache[name] = (tag, now + self._cache_seconds, principal)
+        self._logins.remember(name, password, principal, self._cache_seconds)
         return principal
 
     def forget(self, name: str) -> None:
-        with self._lock:
-            self._cache.pop(name, None)
+        self._logins.forget(name)

@@ -24,7 +24,6 @@ to accept (``None``: the chain refuses it).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from auth.addresses import Network, listed, networks
 from auth.credentials import Credentials
 from auth.principal import Principal
 from gateway.errors import ConfigurationError, ServiceUnavailable
@@ -248,7 +248,7 @@ class HeaderLookup(Protocol):
 class FrontEnd:
     """The TLS front ends whose client-certificate headers are believed."""
 
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    networks: tuple[Network, ...] = ()
     subject_header: str = "SSL_CLIENT_S_DN"
     issuer_header: str = "SSL_CLIENT_I_DN"
     verify_header: str = "SSL_CLIENT_VERIFY"
@@ -256,28 +256,14 @@ class FrontEnd:
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> FrontEnd:
         """From ``auth_trusted_proxies`` and ``x509_header_*``."""
-        networks = []
-        for item in (i.strip() for i in str(values["auth_trusted_proxies"]).split(",")):
-            if item:
-                try:
-                    networks.append(ipaddress.ip_network(item, strict=False))
-                except ValueError as exc:
-                    raise ConfigurationError(
-                        f"auth_trusted_proxies: {item!r} is not an address or CIDR"
-                    ) from exc
+        trusted = networks(str(values["auth_trusted_proxies"]), "auth_trusted_proxies")
         headers = [values[f"x509_header_{n}"] for n in ("subject", "issuer", "verify")]
         if not all(re.fullmatch(r"[A-Za-z0-9_-]+", h) for h in headers):
             raise ConfigurationError(f"x509_header_*: {headers} are not all header names")
-        return cls(tuple(networks), *headers)
+        return cls(trusted, *headers)
 
     def trusts(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.strip())
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in network for network in self.networks)
+        return listed(address, self.networks)
 
     def certificate(self, headers: HeaderLookup, peer: str) -> tuple[str, str | None] | None:
         """(subject, issuer) the front end at ``peer`` reports, or None: no certificate,

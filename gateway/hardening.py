@@ -27,12 +27,13 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from auth.addresses import Network, listed, networks
 from gateway import json_limits
 from gateway.config import Config
 from gateway.errors import ConfigurationError
@@ -49,7 +50,6 @@ CREDENTIAL_HEADERS = ("Authorization", "X-Auth-Token")
 JSON_DEPTH_RANGE = range(1, 1001)
 TRUSTED_PROXIES = "nimbostratus.trusted_proxies"
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def init_app(app: Flask, config: Config) -> None:
@@ -114,29 +114,6 @@ def incident(error: BaseException) -> str:
 
 
 # --- client addresses -----------------------------------------------------------------------
-
-
-def networks(value: str, setting: str) -> tuple[Network, ...]:
-    """Comma-separated addresses or networks (``10.0.0.0/8``) of a setting."""
-    found = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
-        try:
-            found.append(ipaddress.ip_network(item, strict=False))
-        except ValueError as exc:
-            raise ConfigurationError(f"{setting}: {item!r} is no address or network") from exc
-    return tuple(found)
-
-
-def listed(address: str, among: Iterable[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in among)
 
 
 def forwarded_client(

@@ -51,12 +51,13 @@ import redis
 from flask import Flask, g, has_request_context, request
 from redis.commands.core import Script
 
+from auth.addresses import listed, networks
 from auth.chain import AuthChain
 from auth.credentials import Credentials
 from auth.principal import Principal
 from gateway.config import Config
 from gateway.errors import ConfigurationError, NotAuthenticated, TooManyRequests
-from gateway.hardening import client_address, listed, networks
+from gateway.hardening import client_address
 
 log = logging.getLogger(__name__)
 
