@@ -17,10 +17,10 @@ compute with:
 - Bearer JWT (signature checked against the JWKS, then the verified-token cache);
 - X-Auth-Token from ``POST /auth/tokens`` (Redis, then the short in-process cache).
 
-Every method is measured once per round (``--rounds``, in the same order each time), so a
-drift of the machine touches them all alike. Each figure is requests/s once warm (every
-connection first sends ``--warmup`` requests), with
-p50/p99 latency and the ratio to the baseline; the target is ratio >= 0.8. Nothing is
+Every method is measured once per round (``--rounds``; the order rotates, so that each
+method leads a round in turn), so a drift of the machine touches them all alike. Each figure
+is requests/s once warm (every connection first sends ``--warmup`` requests), with p50/p99
+latency and the ratio to the baseline; the target is ratio >= 0.8. Nothing is
 asserted. Everything started is stopped and the temporary directory removed, also on errors.
 """
 
@@ -41,21 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from occi_api import (
-    API_WORKERS,
-    BENCH_PYTHONPATH,
-    GUNICORN_CONF,
     HOST,
-    START_TIMEOUT,
-    VENV_BIN,
     Call,
     Measurement,
-    _answers,
     _bench_env,
-    _spawn,
     create_computes,
-    free_port,
     load,
     send,
+    start_gunicorn,
     start_node,
     stop_process,
     wait_active,
@@ -122,32 +115,8 @@ def settings(slapd: NimboSlapd, issuer: IdentityProvider) -> dict[str, str]:
 
 
 def start_unchecked(tmp: Path, env: dict[str, str], processes: Processes) -> int:
-    port, log = free_port(), tmp / "noauth.log"
-    server = _spawn(
-        [
-            str(VENV_BIN / "python"),
-            "-m",
-            "gunicorn",
-            "--config",
-            GUNICORN_CONF,
-            "--workers",
-            str(API_WORKERS),
-            "--bind",
-            f"{HOST}:{port}",
-            "--pythonpath",
-            BENCH_PYTHONPATH,
-            "noauth_app:app",
-        ],
-        env,
-        log,
-    )
-    processes.append((server, signal.SIGTERM))
-    deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(port, Call("GET", "/-/", {"Authorization": "Basic eDp4"})):
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the unchecked app did not come up: {log.read_text()[-2000:]}")
-        time.sleep(0.3)
-    return port
+    ready = Call("GET", "/-/", {"Authorization": "Basic eDp4"})
+    return start_gunicorn("noauth_app:app", env, tmp / "noauth.log", ready, processes)[0]
 
 
 def issue_token(port: int, headers: dict[str, str]) -> str:
@@ -221,7 +190,7 @@ def report(results: dict[str, list[Measurement]], baseline: str) -> None:
     print()
     print(
         f"ratio = req/s / req/s with no authentication; every method measured once per round, "
-        f"in the same order, {len(rates)} rounds; the unauthenticated rounds ranged "
+        f"the order rotating, {len(rates)} rounds; the unauthenticated rounds ranged "
         f"{min(rates):.0f}..{max(rates):.0f} req/s ({spread:.0%} of their mean: the noise "
         f"of this machine); target >= {TARGET_RATIO} once warm."
     )
@@ -262,7 +231,9 @@ def benchmark(args: argparse.Namespace, tmp: Path, processes: Processes) -> None
         results: dict[str, list[Measurement]] = {m.title: [] for m in (baseline_method, *methods)}
         for number in range(1, args.rounds + 1):
             print(f"round {number} of {args.rounds}", flush=True)
-            for method in (baseline_method, *methods):
+            order = [baseline_method, *methods]
+            shift = (number - 1) % len(order)  # each method leads a round in turn
+            for method in order[shift:] + order[:shift]:
                 results[method.title].append(measure(method, path, args))
         report(results, baseline_method.title)
         print(f"(compute {path}; LDAP user {person.uid}; JWT claims {json.dumps(claims)})")

@@ -46,21 +46,14 @@ from typing import Any
 
 from occi_api import (
     API_WORKERS,
-    BENCH_PYTHONPATH,
-    GUNICORN_CONF,
     HOST,
     MEMORY_URI,
-    START_TIMEOUT,
-    VENV_BIN,
     Call,
     Node,
     Reply,
-    _answers,
     _descendants,
-    _spawn,
-    _wait_until,
-    free_port,
     send,
+    start_gunicorn,
     start_node,
     stop_process,
 )
@@ -812,34 +805,14 @@ def _pwrite(fd: int, data: memoryview, offset: int) -> None:
 
 
 def start_bare(tmp: Path, processes: Processes) -> Server:
-    store, log = tmp / "bare", tmp / "bare.log"
+    store = tmp / "bare"
     store.mkdir()
-    port = free_port()
-    process = _spawn(
-        [
-            str(VENV_BIN / "python"),
-            "-m",
-            "gunicorn",
-            "--config",
-            GUNICORN_CONF,
-            "--workers",
-            str(API_WORKERS),
-            "--bind",
-            f"{HOST}:{port}",
-            "--pythonpath",
-            BENCH_PYTHONPATH,
-            "cdmi_io:bare_app",
-        ],
+    port, process = start_gunicorn(
+        "cdmi_io:bare_app",
         {**os.environ, "NIMBO_BENCH_BARE_DIR": str(store)},
-        log,
-    )
-    processes.append((process, signal.SIGTERM))
-    _wait_until(
-        "bare gunicorn",
-        lambda: _answers(port, Call("GET", "/value", {}, expect=404)),
-        START_TIMEOUT,
-        process,
-        log,
+        tmp / "bare.log",
+        Call("GET", "/value", {}, expect=404),
+        processes,
     )
     return Server(Node(port, store, {}), process.pid, "/value")
 

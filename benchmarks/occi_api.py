@@ -522,12 +522,17 @@ def capture(node: Node, path: Path) -> dict[str, int]:
     return sizes
 
 
-def start_bare(
-    tmp: Path, capture_file: Path, processes: list[tuple[subprocess.Popen[bytes], signal.Signals]]
-) -> int:
-    port, log = free_port(), tmp / "bare.log"
-    env = {**os.environ, "NIMBO_BENCH_CAPTURE": str(capture_file)}
-    bare = _spawn(
+def start_gunicorn(
+    app: str,
+    env: dict[str, str],
+    log: Path,
+    ready: Call,
+    processes: list[tuple[subprocess.Popen[bytes], signal.Signals]],
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """One of the benchmarks' own apps (``module:app`` in benchmarks/) under gunicorn with
+    nimbo's settings and worker count, on a free port; returns once it answers ``ready``."""
+    port = free_port()
+    server = _spawn(
         [
             str(VENV_BIN / "python"),
             "-m",
@@ -540,16 +545,22 @@ def start_bare(
             f"{HOST}:{port}",
             "--pythonpath",
             BENCH_PYTHONPATH,
-            "bare_app:app",
+            app,
         ],
         env,
         log,
     )
-    processes.append((bare, signal.SIGTERM))
-    _wait_until(
-        "bare gunicorn", lambda: _answers(port, Call("GET", "/-/", {})), START_TIMEOUT, bare, log
-    )
-    return port
+    processes.append((server, signal.SIGTERM))
+    _wait_until(app, lambda: _answers(port, ready), START_TIMEOUT, server, log)
+    return port, server
+
+
+def start_bare(
+    tmp: Path, capture_file: Path, processes: list[tuple[subprocess.Popen[bytes], signal.Signals]]
+) -> int:
+    env = {**os.environ, "NIMBO_BENCH_CAPTURE": str(capture_file)}
+    ready = Call("GET", "/-/", {})
+    return start_gunicorn("bare_app:app", env, tmp / "bare.log", ready, processes)[0]
 
 
 # --- scenarios and report -----------------------------------------------------------------

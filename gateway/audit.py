@@ -525,16 +525,23 @@ def init_app(app: Flask, audit: AuditLog, cdmi_root: str) -> None:
     app.register_blueprint(bp)
 
 
-def start_flusher(app: Flask) -> None:
+def _audit_of(app: object) -> AuditLog | None:
+    """The audit log of a gunicorn worker's WSGI app: None for an app that is not a gateway
+    (the benchmarks' baselines run under the same gunicorn settings)."""
+    extensions = getattr(app, "extensions", None)
+    return extensions.get("nimbostratus.audit") if isinstance(extensions, dict) else None
+
+
+def start_flusher(app: object) -> None:
     """Called by gunicorn in each worker once the app is loaded (gateway.gunicorn_conf)."""
-    audit: AuditLog | None = app.extensions.get("nimbostratus.audit")
+    audit = _audit_of(app)
     if audit is not None:
         audit.start()
 
 
-def stop_flusher(app: Flask) -> None:
+def stop_flusher(app: object) -> None:
     """Called by gunicorn as a worker exits: nothing recorded stays behind in memory."""
-    audit: AuditLog | None = app.extensions.get("nimbostratus.audit")
+    audit = _audit_of(app)
     if audit is not None:
         audit.stop()
 
