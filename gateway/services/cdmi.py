@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from auth.principal import Principal
 from backends.blob import BlobStore, StagedBlob
@@ -714,10 +714,14 @@ class CdmiService:
             return
         if created:
             row.group = self.tenancy.new_group(principal, asked, what=GROUP_METADATA)
-        else:
-            row.group = self.tenancy.regroup(
-                principal, row.owner, row.group, asked, what=GROUP_METADATA
-            )
+            return
+        before = row.group
+        row.group = self.tenancy.regroup(
+            principal, row.owner, before, asked, what=GROUP_METADATA
+        )
+        session = object_session(row)
+        if row.group != before and row.kind == DATAOBJECT and session is not None:
+            self.quotas.check_cdmi_regrouped(session, principal, [row])
 
     # data objects --------------------------------------------------------------------------
 

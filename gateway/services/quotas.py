@@ -219,6 +219,20 @@ class Quotas:
         if demand:
             self._enforce(session, demand, self._limits(session, demand))
 
+    def check_cdmi_regrouped(
+        self, session: Session, principal: Principal, rows: Iterable[CdmiObjectRow]
+    ) -> None:
+        """After data objects moved into a group: the new group takes on their bytes (their
+        owner's use does not change, so only the group is checked)."""
+        if self._exempt(principal):
+            return
+        demand: dict[Holder, Amounts] = {}
+        for row in rows:
+            if row.group and row.size > 0:
+                _add(demand, [("group", row.group)], {"cdmi_bytes": row.size})
+        if demand:
+            self._enforce(session, demand, self._limits(session, demand))
+
     def _exempt(self, principal: Principal) -> bool:
         return self.exempt_admins and principal.is_admin
 

@@ -278,6 +278,23 @@ def test_a_group_byte_quota_spans_its_members_containers(physics: Node) -> None:
     assert bob.put("mine/y", {"value": "y" * 41}).status_code == 201  # not the group's
 
 
+def test_moving_a_cdmi_object_into_a_group_counts_its_bytes(physics: Node) -> None:
+    set_limits(physics, "group", "physics", cdmi_bytes=100)
+    alice, bob = Cdmi(physics, "alice"), Cdmi(physics, "bob")
+    alice.mkdir("a/", {"metadata": {GROUP_ATTRIBUTE: "physics"}})
+    assert alice.put("a/x", {"value": "x" * 60}).status_code == 201
+    bob.mkdir("mine/")
+    assert bob.put("mine/y", {"value": "y" * 41}).status_code == 201  # private
+    before = snapshot_of(physics)
+
+    refused(bob.put("mine/y", {"metadata": {GROUP_ATTRIBUTE: "physics"}}),
+            "quota exceeded: cdmi_bytes for group physics: limit 100, in use 60, this request 41")
+
+    assert snapshot_of(physics) == before  # still private
+    assert bob.put("mine/z", {"value": "z" * 40}).status_code == 201
+    assert bob.put("mine/z", {"metadata": {GROUP_ATTRIBUTE: "physics"}}).status_code == 204
+
+
 # --- freeing, defaults, overrides, admins -------------------------------------------------
 
 
