@@ -31,11 +31,7 @@ import base64
 import http.client
 import json
 import math
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +40,14 @@ from occi_api import (
     HOST,
     Call,
     Measurement,
+    Processes,
     _bench_env,
     create_computes,
     load,
+    run_benchmark,
     send,
     start_gunicorn,
     start_node,
-    stop_process,
     wait_active,
 )
 
@@ -67,7 +64,6 @@ from tests.auth.ldap_server import (
 
 TARGET_RATIO = 0.8
 ADMIN_GROUP = "bench-admins"  # the LDAP person's group "physics" and this OIDC entitlement
-Processes = list[tuple[subprocess.Popen[bytes], signal.Signals]]
 
 
 @dataclass(frozen=True)
@@ -258,16 +254,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="nimbo-bench-auth-"))
-    processes: Processes = []
-    try:
-        benchmark(args, tmp, processes)
-        return 0
-    finally:
-        for process, first in reversed(processes):
-            stop_process(process, first)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return run_benchmark("nimbo-bench-auth-", benchmark, parse_args(argv))
 
 
 if __name__ == "__main__":

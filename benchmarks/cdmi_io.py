@@ -32,11 +32,8 @@ import multiprocessing as mp
 import os
 import platform
 import resource
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -50,8 +47,10 @@ from occi_api import (
     MEMORY_URI,
     Call,
     Node,
+    Processes,
     Reply,
     _descendants,
+    run_benchmark,
     send,
     start_gunicorn,
     start_node,
@@ -75,7 +74,6 @@ TARGET_RSS_MB = 100.0
 MB = 1_000_000
 MIB = 1 << 20
 
-Processes = list[tuple[subprocess.Popen[bytes], signal.Signals]]
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -945,16 +943,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="nimbo-bench-cdmi-"))
-    processes: Processes = []
-    try:
-        benchmark(args, tmp, processes)
-        return 0
-    finally:
-        for process, first in reversed(processes):
-            stop_process(process, first)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return run_benchmark("nimbo-bench-cdmi-", benchmark, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -782,17 +782,29 @@ def benchmark(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="nimbo-bench-"))
-    processes: list[tuple[subprocess.Popen[bytes], signal.Signals]] = []
+Processes = list[tuple[subprocess.Popen[bytes], signal.Signals]]
+
+
+def run_benchmark(
+    prefix: str,
+    run: Callable[[argparse.Namespace, Path, Processes], None],
+    args: argparse.Namespace,
+) -> int:
+    """``run(args, tmp, processes)`` in a fresh temporary directory; whatever it started
+    (appended to ``processes``) is stopped and the directory removed, also on errors."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    processes: Processes = []
     try:
-        benchmark(args, tmp, processes)
+        run(args, tmp, processes)
         return 0
     finally:
         for process, first in reversed(processes):
             stop_process(process, first)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_benchmark("nimbo-bench-", benchmark, parse_args(argv))
 
 
 if __name__ == "__main__":
