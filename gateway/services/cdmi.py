@@ -67,6 +67,7 @@ from gateway.store.models import CdmiObjectRow
 
 ROOT_OWNER = "administrator"
 T = CdmiObjectRow.__table__.c
+_MISSING = object()  # a body that names no group
 
 
 def _now() -> datetime:
@@ -705,6 +706,33 @@ class CdmiService:
                 f"{self.root_uri}{row.path} was created by someone else just now"
             ) from exc
 
+    def _add(
+        self,
+        session: Session,
+        principal: Principal,
+        target: Target,
+        path: str,
+        kind: str,
+        explicit_acl: Any = None,
+        asked_group: Any = _MISSING,
+    ) -> CdmiObjectRow:
+        """A new object at ``path``: the parent's ADD right checked, the name free, the group
+        applied and the row flushed."""
+        right = acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT
+        parent = self._parent(session, path, principal, right)
+        self._check_free(session, path, target, principal)
+        row = self._new_row(principal, parent, path, kind, explicit_acl)
+        self._set_group(principal, row, asked_group, created=True)
+        self._flush_new(session, row)
+        return row
+
+    def _of_kind(self, state: ObjectState, kind: str) -> ObjectState:
+        """``state``, unless it is the other kind of object (400)."""
+        if state.kind != kind:
+            other = "a container" if state.kind == CONTAINER else "a data object"
+            raise InvalidRequest(f"{self.uri_of(state)} is {other}")
+        return state
+
     def _set_group(
         self, principal: Principal, row: CdmiObjectRow, asked: Any, *, created: bool
     ) -> None:
@@ -793,24 +821,19 @@ class CdmiService:
         with self.store.session(write=True) as session:
             row = self._locked(session, target, principal)
             created = row is None
-            parent = None
             if row is None:
                 if target.kind == BY_ID and not target.rest:
                     raise NotFound(f"no object with ID {target.object_id}")
                 path = self._path_of(target, session, principal)
                 self._check_slash(session, target, principal)
                 self._check_new_path(path, target)
-                parent = self._parent(session, path, principal, acl.ADD_OBJECT)
-                self._check_free(session, path, target, principal)
-                row = self._new_row(principal, parent, path, DATAOBJECT, explicit_acl)
-                self._set_group(principal, row, asked_group, created=True)
-                self._flush_new(session, row)
+                row = self._add(
+                    session, principal, target, path, DATAOBJECT, explicit_acl, asked_group
+                )
             else:
-                if row.kind != DATAOBJECT:
-                    raise InvalidRequest(f"{self.uri_of(state_of(row))} is a container")
+                state = self._of_kind(state_of(row), DATAOBJECT)
                 if target.in_snapshot:
                     raise InvalidRequest("snapshots are read-only")
-                state = state_of(row)
                 if staged is not None:
                     self._require(state, principal, acl.WRITE_OBJECT, "write")
                 if metadata_in is not None:
@@ -969,9 +992,7 @@ class CdmiService:
                 self._require(state_of(parent), principal, acl.ADD_OBJECT, "create data objects in")
                 self._check_free(reader, path, target, principal)
             else:
-                state = state_of(existing)
-                if state.kind != DATAOBJECT:
-                    raise InvalidRequest(f"{self.uri_of(state)} is a container")
+                state = self._of_kind(state_of(existing), DATAOBJECT)
                 self._require(state, principal, acl.WRITE_OBJECT, "write")
         if content_range is None:
             staged, encoding = self._stage_upload(chunks, charset)
@@ -1037,14 +1058,10 @@ class CdmiService:
                 if target.kind == BY_ID and not target.rest:
                     raise NotFound(f"no object with ID {target.object_id}")
                 path = self._path_of(target, session, principal)
-                parent = self._parent(session, path, principal, acl.ADD_OBJECT)
-                self._check_free(session, path, target, principal)
-                row = self._new_row(principal, parent, path, DATAOBJECT)
-                self._flush_new(session, row)
+                row = self._add(session, principal, target, path, DATAOBJECT)
             else:
-                if row.kind != DATAOBJECT:
-                    raise InvalidRequest(f"{self.uri_of(state_of(row))} is a container")
-                self._require(state_of(row), principal, acl.WRITE_OBJECT, "write")
+                state = self._of_kind(state_of(row), DATAOBJECT)
+                self._require(state, principal, acl.WRITE_OBJECT, "write")
                 row.mcount += 1
                 row.mtime = _now()
             size_before = row.size
@@ -1120,19 +1137,15 @@ class CdmiService:
                 existing_object = self._seen(self._by_path(session, path.rstrip("/")), principal)
                 if existing_object is not None:
                     raise Conflict(f"{self.root_uri}{path.rstrip('/')} is a data object")
-                parent = self._parent(session, path, principal, acl.ADD_SUBCONTAINER)
-                self._check_free(session, path, target, principal)
-                row = self._new_row(principal, parent, path, CONTAINER, explicit_acl)
-                self._set_group(principal, row, asked_group, created=True)
-                self._flush_new(session, row)
+                row = self._add(
+                    session, principal, target, path, CONTAINER, explicit_acl, asked_group
+                )
                 if metadata_in is not None:
                     row.metadata_ = metadata_in
             else:
-                if row.kind != CONTAINER:
-                    raise InvalidRequest(f"{self.uri_of(state_of(row))} is a data object")
+                state = self._of_kind(state_of(row), CONTAINER)
                 if target.in_snapshot:
                     raise InvalidRequest("snapshots are read-only")
-                state = state_of(row)
                 if metadata_in is not None:
                     self._require(state, principal, acl.WRITE_METADATA, "change the metadata of")
                     row.metadata_ = merge_metadata(row.metadata_ or {}, metadata_in, selection)
@@ -1615,8 +1628,6 @@ def _metadata_of(body: Mapping[str, Any]) -> tuple[dict[str, Any] | None, Any]:
         acl.parse(explicit_acl)
     return check_metadata(given), explicit_acl
 
-
-_MISSING = object()
 
 
 def _group_of(body: Mapping[str, Any]) -> Any:
