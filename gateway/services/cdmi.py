@@ -1338,21 +1338,9 @@ class CdmiService:
                         self.quotas.check_cdmi(session, principal, [(existing, grown)])
                         blob.publish(existing.id)
                         return Written(False, state_of(existing), existing.parent_id)
-                    path = self._path_of(target, session, principal)
-                    self._check_new_path(path, target)
-                    parent = self._parent(
-                        session,
-                        path,
-                        principal,
-                        acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT,
+                    path, parent = self._destination(
+                        session, principal, target, source, "copied", replacing=False
                     )
-                    self._check_free(session, path, target, principal)
-                    if (
-                        kind == CONTAINER
-                        and source.path is not None
-                        and path.startswith(source.path)
-                    ):
-                        raise InvalidRequest("a container cannot be copied into itself")
                 copied = self._copy_tree(session, principal, source, parent, path, staged)
                 if metadata_in is not None:
                     copied.metadata_ = metadata_in
@@ -1364,6 +1352,30 @@ class CdmiService:
         finally:
             for _, blob in staged:
                 blob.discard()
+
+    def _destination(
+        self,
+        session: Session,
+        principal: Principal,
+        target: Target,
+        source: CdmiObjectRow,
+        verb: str,
+        *,
+        replacing: bool,
+    ) -> tuple[str, CdmiObjectRow]:
+        """Where a copy or move of ``source`` goes: its path and parent (the parent's ADD
+        right checked); unless it replaces an object there, the name free and, for a
+        container, not inside ``source`` itself."""
+        path = self._path_of(target, session, principal)
+        self._check_new_path(path, target)
+        right = acl.ADD_SUBCONTAINER if source.kind == CONTAINER else acl.ADD_OBJECT
+        parent = self._parent(session, path, principal, right)
+        if not replacing:
+            self._check_free(session, path, target, principal)
+            inside = source.path is not None and path.startswith(source.path)
+            if source.kind == CONTAINER and inside:
+                raise InvalidRequest(f"a container cannot be {verb} into itself")
+        return path, parent
 
     def _check_copies(
         self, session: Session, principal: Principal, staged: list[tuple[str, StagedBlob]]
@@ -1449,16 +1461,9 @@ class CdmiService:
             existing = self._locked(session, target, principal)
             if existing is not None and existing.id == source.id:
                 return Written(False, state_of(existing), existing.parent_id)
-            path = self._path_of(target, session, principal)
-            self._check_new_path(path, target)
-            parent = self._parent(
-                session,
-                path,
-                principal,
-                acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT,
+            path, parent = self._destination(
+                session, principal, target, source, "moved", replacing=existing is not None
             )
-            if existing is None:
-                self._check_free(session, path, target, principal)
             if existing is not None:
                 if existing.kind != DATAOBJECT or kind != DATAOBJECT:
                     raise Conflict(f"{self.uri_of(state_of(existing))} exists")
@@ -1469,8 +1474,6 @@ class CdmiService:
             else:
                 replaced = None
             old = source.path
-            if kind == CONTAINER and old is not None and path.startswith(old):
-                raise InvalidRequest("a container cannot be moved into itself")
             source.path, source.parent_id = path, parent.id
             source.name = path.rstrip("/").rsplit("/", 1)[-1]
             if metadata_in is not None:

@@ -500,6 +500,10 @@ def test_copy_object_and_container(c: Cdmi) -> None:
     assert c.read("b/o")["objectID"] != original["objectID"]
     missing = c.put("a/o3", {"copy": "/cdmi/a/none"})
     assert missing.status_code == 400
+    into_itself = c.cdmi("PUT", "a/inner/", {"copy": "/cdmi/a/"}, media=CONTAINER)
+    assert into_itself.status_code == 400
+    assert "a container cannot be copied into itself" in into_itself.get_data(as_text=True)
+    assert c.get("a/inner/").status_code == 404
 
 
 def test_move_keeps_the_id(c: Cdmi) -> None:
@@ -516,6 +520,7 @@ def test_move_keeps_the_id(c: Cdmi) -> None:
     assert c.read(f"cdmi_objectid/{moved_id}")["parentURI"] == "/cdmi/b/sub2/"
     into_itself = c.cdmi("PUT", "b/sub2/x/", {"move": "/cdmi/b/sub2/"}, media=CONTAINER)
     assert into_itself.status_code == 400
+    assert "a container cannot be moved into itself" in into_itself.get_data(as_text=True)
 
 
 def test_snapshots(c: Cdmi) -> None:
