@@ -37,7 +37,7 @@ from backends.configdrive import ContextSpec, build_config_drive
 from backends.portmap import PortMapper
 from gateway.errors import BackendError, BackendNotFound, BackendUnavailable
 from gateway.runtime import current
-from gateway.services.catalog import template_scheme
+from gateway.services.catalog import bump_catalog, template_scheme
 from gateway.services.context import context_spec
 from gateway.services.ipam import port_mappings
 from gateway.store.models import (
@@ -130,8 +130,12 @@ def _finish(
 
 
 @contextmanager
-def _outcome(job: Job, failure_state: str = "error") -> Iterator[None]:
-    """Translate backend failures into the entity's state; re-raise while RQ may retry."""
+def _outcome(
+    job: Job, failure_state: str = "error", undo: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Translate backend failures into the entity's state; re-raise while RQ may retry.
+    ``undo`` runs once the job has failed for good (not before a retry), before the state is
+    written."""
     try:
         yield
     except BackendUnavailable as exc:
@@ -139,6 +143,8 @@ def _outcome(job: Job, failure_state: str = "error") -> Iterator[None]:
         if rq_job is not None and (rq_job.retries_left or 0) > 0:
             _progress(job.entity.id, f"host unreachable, retrying: {exc.message}")
             raise
+        if undo is not None:
+            undo()
         _finish(
             job,
             failure_state,
@@ -147,6 +153,8 @@ def _outcome(job: Job, failure_state: str = "error") -> Iterator[None]:
         )
     except BackendError as exc:
         log.warning("%s of %s failed: %s", job.verb, job.entity.id, exc.message)
+        if undo is not None:
+            undo()
         _finish(job, failure_state, f"{job.verb} failed: {exc.message}", status="failed")
 
 
@@ -396,6 +404,19 @@ def _save(driver: HostDriver, job: Job) -> ComputeInfo:
     return driver.compute_info(compute_id)
 
 
+def _discard_saved_image(job: Job) -> None:
+    """Undo a failed save: its os_tpl leaves the catalogue and the part copied, if any, is
+    deleted (best effort: a host that cannot be reached keeps a volume nothing names)."""
+    term = str(job.params["image"])
+    with current().store.session(write=True) as session:
+        session.execute(delete(Image).where(Image.term == term, Image.state == "saving"))
+        bump_catalog(session)
+    try:
+        _driver(job).delete_volume(image_volume_id(term))
+    except BackendError as exc:
+        log.warning("partial image %s of a failed save not deleted: %s", term, exc.message)
+
+
 @dataclass(frozen=True)
 class ConsoleTail:
     """What :func:`read_console` answers: the end of the console, or why it cannot be read."""
@@ -427,7 +448,13 @@ def act_on_compute(compute_id: str, operation_id: str) -> None:
     job = _start(compute_id, operation_id, "{verb} in progress")
     if job is None:
         return
-    with _outcome(job):
+    if job.verb == "save":
+        # A failed save leaves the compute as it was (its state, with the reason as message)
+        # and takes back the os_tpl it announced.
+        outcome = _outcome(job, job.entity.state, undo=lambda: _discard_saved_image(job))
+    else:
+        outcome = _outcome(job)
+    with outcome:
         info = _run_compute_verb(_driver(job), job)
         _finish(job, COMPUTE_STATES[info.state])
 

@@ -26,7 +26,7 @@ from gateway.services import ipam
 from gateway.services.cdmi_exports import cdmi_export
 from gateway.services.context import check_context
 from gateway.services.tenancy import GROUP_ATTRIBUTE, OWNER_ATTRIBUTE, Tenancy, group_name
-from gateway.store.models import EntityMixin, EntityRow, Operation
+from gateway.store.models import EntityMixin, EntityRow, Image, Operation
 from occi import infrastructure as infra
 from occi.core import EntityRequest, Kind, LinkRequest, Mixin
 from occi.registry import Registry
@@ -230,8 +230,11 @@ class Planner:
         entity_id: str,
         links: list[LinkRequest],
     ) -> Plan:
-        if single_template(mixins, infra.OS_TPL) is None:
-            mixins = [*mixins, self._default_image()]
+        os_tpl = single_template(mixins, infra.OS_TPL)
+        if os_tpl is None:
+            os_tpl = self._default_image()
+            mixins = [*mixins, os_tpl]
+        self._check_image_ready(os_tpl)
         mixins = self._with_flavour(mixins, attrs)
         apply_template_sizes(mixins, attrs)
         attrs.setdefault("occi.compute.cores", 1)
@@ -260,6 +263,16 @@ class Planner:
             self._inline_link(row, link, target)
         op = operation(self.session, entity_id, "provision", host)
         return Plan(row, [(host, jobs.provision_compute, entity_id, op)])
+
+    def _check_image_ready(self, os_tpl: Mixin) -> None:
+        """A compute cannot start from an image a ``save`` is still copying: 409 until the
+        copy is whole (a failed save removes its template, see :func:`gateway.jobs._save`)."""
+        image = self.session.get(Image, os_tpl.term)
+        if image is not None and image.state == "saving":
+            raise Conflict(
+                f"os_tpl {os_tpl.term} is still being saved from compute "
+                f"{image.origin_compute}; create from it once the save has finished"
+            )
 
     def _default_image(self) -> Mixin:
         images = self.registry.templates(infra.OS_TPL)

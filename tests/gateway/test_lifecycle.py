@@ -362,6 +362,44 @@ def test_saved_image_stands_alone_once_its_compute_is_gone(
     assert node.driver().volume_info(root_volume_id(entity_id(clone))).backing_path == saved.path
 
 
+def test_a_compute_cannot_start_from_an_image_still_being_saved(node: Node, running: str) -> None:
+    assert node.action(running, "save", attributes={"name": "half"}).status_code == 200
+    body = text_plain([category("compute", INFRA, "kind"), category("half", OS_SCHEME, "mixin")])
+
+    response = node.post_text("/compute/", body)
+
+    assert response.status_code == 409
+    message = response.get_data(as_text=True)
+    assert "os_tpl half is still being saved" in message and entity_id(running) in message
+    with node.store.session() as session:
+        assert session.query(EntityRow).filter(EntityRow.kind == f"{INFRA}compute").count() == 1
+    node.run_jobs()
+    assert node.post_text("/compute/", body).status_code == 201
+
+
+def test_a_failed_save_takes_its_template_back_and_leaves_the_compute_as_it_was(
+    node: Node, running: str
+) -> None:
+    assert node.action(running, "save", attributes={"name": "doomed"}).status_code == 200
+    node.driver().delete_volume(root_volume_id(entity_id(running)))  # nothing left to copy
+
+    node.run_jobs()
+
+    attrs = attributes(node, running)
+    assert attrs["occi.compute.state"] == "active"
+    assert attrs["occi.compute.state.message"].startswith("save failed: ")
+    with node.store.session() as session:
+        assert session.get(Image, "doomed") is None
+        op = session.query(Operation).filter(
+            Operation.entity_id == entity_id(running), Operation.verb == "save").one()
+        assert op.status == "failed" and op.message == attrs["occi.compute.state.message"]
+    assert "doomed" not in node.get("/-/").get_data(as_text=True)
+    assert image_volume_id("doomed") not in {v.id for v in node.driver().list_volumes()}
+    body = text_plain([category("compute", INFRA, "kind"),
+                       category("doomed", OS_SCHEME, "mixin")])
+    assert node.post_text("/compute/", body).status_code == 400
+
+
 # --- updates ------------------------------------------------------------------------------
 
 
