@@ -90,6 +90,8 @@ def _start(entity_id: str, operation_id: str, message: str | None = None) -> Job
             return None
         if row is None:
             op.status, op.finished_at = "done", utcnow()
+            if op.verb == "save":  # the compute went before its save ran: nothing to copy
+                _forget_saving_image(session, str((op.params or {})["image"]))
             return None
         op.status = "running"
         if message is not None:
@@ -409,12 +411,17 @@ def _discard_saved_image(job: Job) -> None:
     deleted (best effort: a host that cannot be reached keeps a volume nothing names)."""
     term = str(job.params["image"])
     with current().store.session(write=True) as session:
-        session.execute(delete(Image).where(Image.term == term, Image.state == "saving"))
-        bump_catalog(session)
+        _forget_saving_image(session, term)
     try:
         _driver(job).delete_volume(image_volume_id(term))
     except BackendError as exc:
         log.warning("partial image %s of a failed save not deleted: %s", term, exc.message)
+
+
+def _forget_saving_image(session: Session, term: str) -> None:
+    """The os_tpl a save announced leaves the catalogue (only while it is still "saving")."""
+    session.execute(delete(Image).where(Image.term == term, Image.state == "saving"))
+    bump_catalog(session)
 
 
 @dataclass(frozen=True)

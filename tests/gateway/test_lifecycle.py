@@ -400,6 +400,22 @@ def test_a_failed_save_takes_its_template_back_and_leaves_the_compute_as_it_was(
     assert node.post_text("/compute/", body).status_code == 400
 
 
+def test_a_save_whose_compute_is_gone_when_it_runs_takes_its_template_back(
+    node: Node, running: str
+) -> None:
+    # A save re-queued by the reconciler after its compute's delete had already run.
+    assert node.action(running, "save", attributes={"name": "orphan"}).status_code == 200
+    with node.store.session(write=True) as session:
+        session.query(EntityMixin).filter(EntityMixin.entity_id == entity_id(running)).delete()
+        session.query(EntityRow).filter(EntityRow.id == entity_id(running)).delete()
+
+    node.run_jobs()
+
+    with node.store.session() as session:
+        assert session.get(Image, "orphan") is None
+    assert "orphan" not in node.get("/-/").get_data(as_text=True)
+
+
 # --- updates ------------------------------------------------------------------------------
 
 
