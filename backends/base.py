@@ -189,6 +189,14 @@ class HostDriver(ABC):
 
     # --- host -----------------------------------------------------------------------------
 
+    @classmethod
+    def shares_volumes(cls, uri: str) -> bool:
+        """Whether domains of the host at ``uri`` can have one volume attached, writable, at
+        the same time (multi-attach). The API asks before it links a storage that is already
+        linked to another compute, without opening a connection: where not, it refuses with
+        409 rather than letting the attach fail on the host. Default: no."""
+        return False
+
     @abstractmethod
     def host_info(self) -> HostInfo:
         """Cores and memory of the host."""

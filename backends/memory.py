@@ -127,6 +127,11 @@ class MemoryDriver(HostDriver):
         self._host = _open_host(uri)
         self._closed = False
 
+    @classmethod
+    def shares_volumes(cls, uri: str) -> bool:
+        """A simulated volume has no lock: any number of domains may attach it."""
+        return True
+
     def _locked(self) -> threading.RLock:
         if self._closed:
             raise BackendUnavailable(f"driver for {self.uri} is closed")

@@ -34,3 +34,9 @@ def open_driver(uri: str, **options: Any) -> HostDriver:
     # every driver class takes (uri, **options); the abstract base declares no constructor
     factory: Callable[..., HostDriver] = driver_class(uri)
     return factory(uri, **options)
+
+
+def shares_volumes(uri: str) -> bool:
+    """Whether the host at ``uri`` can attach one volume to several domains at once (see
+    :meth:`HostDriver.shares_volumes`); asked of the driver class, no connection opened."""
+    return driver_class(uri).shares_volumes(uri)

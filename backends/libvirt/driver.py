@@ -142,6 +142,17 @@ class LibvirtDriver(HostDriver):
     or ``openvswitch`` (see :func:`backends.libvirt.xml.network_xml` for VLANs).
     """
 
+    @classmethod
+    def shares_volumes(cls, uri: str) -> bool:
+        """Only on libvirt's ``test:///`` driver, whose simulated domains lock nothing.
+
+        QEMU takes an exclusive write lock on every writable disk image it opens (qcow2 files
+        and LVs alike): a second domain given the same volume fails to start or to hot-plug it
+        ("Failed to get "write" lock"), and even a read-only attach needs the writer to share.
+        Sharing would take raw volumes marked ``<shareable/>`` and a cluster file system in
+        the guests; this driver's volumes are qcow2, so a volume is one domain's at a time."""
+        return uri.split(":", 1)[0] == "test"
+
     def __init__(
         self,
         uri: str,

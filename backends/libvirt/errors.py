@@ -65,7 +65,18 @@ def translated(action: str, *, connecting: bool = False) -> Iterator[None]:
     try:
         yield
     except libvirt.libvirtError as exc:
+        if is_image_locked(exc):
+            raise BackendConflict(
+                f"{action}: a disk image of the domain is in use by another domain or "
+                f"process, which holds its lock ({exc})"
+            ) from exc
         raise classify(exc, connecting=connecting)(f"{action}: {exc}") from exc
+
+
+def is_image_locked(exc: libvirt.libvirtError) -> bool:
+    """QEMU could not take a disk image's lock: another QEMU (or qemu-img) holds it."""
+    text = str(exc)
+    return "Failed to get" in text and "lock" in text
 
 
 def is_unsupported(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth.principal import Principal
+from backends.registry import shares_volumes
 from gateway import jobs
 from gateway.config import Config
 from gateway.errors import Conflict, InvalidAttribute, InvalidRequest
@@ -26,7 +27,7 @@ from gateway.services import ipam
 from gateway.services.cdmi_exports import cdmi_export
 from gateway.services.context import check_context
 from gateway.services.tenancy import GROUP_ATTRIBUTE, OWNER_ATTRIBUTE, Tenancy, group_name
-from gateway.store.models import EntityMixin, EntityRow, Image, Operation
+from gateway.store.models import EntityMixin, EntityRow, Host, Image, Operation
 from occi import infrastructure as infra
 from occi.core import EntityRequest, Kind, LinkRequest, Mixin
 from occi.registry import Registry
@@ -404,6 +405,7 @@ class Planner:
         message: str,
     ) -> EntityRow:
         if kind == infra.STORAGELINK:
+            self._check_unattached(target, compute)
             attrs.setdefault("occi.storagelink.deviceid", self._next_device(compute.id))
         else:
             granted = ipam.lease(self.session, target.id, target.attributes or {}, link_id, attrs)
@@ -443,6 +445,40 @@ class Planner:
         self.session.flush()
         add_mixins(self.session, link_id, mixins)
         return row
+
+    def _check_unattached(self, storage: EntityRow, compute: EntityRow) -> None:
+        """A storage is attached to a compute once, and to one compute at a time unless its
+        host can share a volume between domains (:func:`backends.registry.shares_volumes`;
+        QEMU cannot: it locks a writable disk image for the one domain writing it). 409
+        naming the link that holds it. The storage's row is locked first (PostgreSQL; SQLite
+        serialises writers already) so that two concurrent attaches cannot both pass."""
+        self.session.execute(
+            select(EntityRow.id).where(EntityRow.id == storage.id).with_for_update()
+        )
+        holders = self.session.execute(
+            select(EntityRow.id, EntityRow.source).where(
+                EntityRow.kind == infra.STORAGELINK.type_id,
+                EntityRow.target_id == storage.id,
+                EntityRow.deleting.is_(False),
+            )
+        ).all()
+        for link_id, source in holders:
+            if source == compute.id:
+                raise Conflict(
+                    f"storage {storage.id} is attached to this compute already "
+                    f"(storagelink {link_id})"
+                )
+        if not holders:
+            return
+        host = self.session.get(Host, compute.host) if compute.host else None
+        if host is not None and shares_volumes(host.uri):
+            return
+        link_id, source = holders[0]
+        raise Conflict(
+            f"storage {storage.id} is attached to compute {source} (storagelink {link_id}); "
+            f"host {compute.host} cannot attach one volume to two computes at once: "
+            "delete that link first"
+        )
 
     def _check_port_map(
         self,

@@ -237,3 +237,27 @@ def test_copy_volume_on_real_pool_stopped_and_running(driver: LibvirtDriver) -> 
         _qemu_io(copy.path, "read -P 0xa5 4M 1M")
         _qemu_io(copy.path, "read -P 0 8M 1M")
     assert sorted(v.id for v in driver.list_volumes()) == sorted(copies)
+
+
+def test_qemu_gives_a_volume_to_one_domain_at_a_time(driver: LibvirtDriver) -> None:
+    """Why the driver says it does not share volumes (``shares_volumes``), and so the API
+    refuses a second storagelink to one storage: QEMU locks a writable disk image for the one
+    domain that has it, and a second domain with the same volume does not start. The error
+    names the cause."""
+    assert not LibvirtDriver.shares_volumes(URI)
+    assert LibvirtDriver.shares_volumes("test:///default")
+    driver.ensure_volume(VolumeSpec(id="shared", size_bytes=16 * MIB))
+    first, second = (f"test-{uuid.uuid4()}" for _ in range(2))
+    for cid in (first, second):
+        driver.ensure_compute(
+            ComputeSpec(id=cid, name="lock test", cores=1, memory_mib=64,
+                        disks=(DiskSpec(volume_id="shared", target_dev="vdb"),))
+        )
+    assert driver.start_compute(first).state is PowerState.RUNNING
+
+    with pytest.raises(BackendConflict) as refused:
+        driver.start_compute(second)
+
+    assert "in use by another domain" in refused.value.message
+    assert driver.compute_info(second).state is PowerState.STOPPED
+    assert driver.compute_info(first).state is PowerState.RUNNING

@@ -10,7 +10,7 @@ import pytest
 
 from backends.base import PowerState, config_drive_volume_id
 from gateway.jobs import image_volume_id, root_volume_id
-from gateway.store.models import EntityMixin, EntityRow, Image, Operation
+from gateway.store.models import EntityMixin, EntityRow, Host, Image, Operation
 from tests.gateway.conftest import (
     COMPUTE_ACTION,
     IMAGE,
@@ -200,6 +200,70 @@ def test_standalone_links_attach_to_an_active_compute(node: Node) -> None:
     rendered = node.get_json(compute)
     assert {path_of(link["target"]["location"]) for link in rendered["links"]} == {
         path_of(storage), path_of(network)}
+
+
+def _link_storage(node: Node, compute: str, storage: str) -> Any:
+    return node.post_text("/storagelink/", text_plain(
+        [category("storagelink", INFRA, "kind")],
+        {"occi.core.source": path_of(compute), "occi.core.target": path_of(storage)}))
+
+
+def test_a_storage_is_attached_to_a_compute_once(node: Node) -> None:
+    storage = node.create_storage()
+    compute = node.create_compute(links=[storage_link(storage)])
+    node.run_jobs()
+    links_before = node.get("/storagelink/", headers={"Accept": "text/uri-list"}).get_data()
+
+    again = _link_storage(node, compute, storage)
+    twice_inline = node.post_text("/compute/", text_plain(
+        compute_categories(), links=[storage_link(storage), storage_link(storage)]))
+
+    assert again.status_code == 409
+    assert "is attached to this compute already" in again.get_data(as_text=True)
+    assert twice_inline.status_code == 409
+    assert node.get("/storagelink/", headers={"Accept": "text/uri-list"}).get_data() == \
+        links_before
+    assert len(node.get_json("/compute/")["resources"]) == 1  # nothing half made
+
+
+def test_a_storage_is_shared_between_computes_where_the_host_can(node: Node) -> None:
+    # libvirt's test driver locks nothing: one volume, two domains (what pOCCI expects).
+    storage = node.create_storage()
+    first = node.create_compute(links=[storage_link(storage)])
+    node.run_jobs()
+
+    second = node.create_compute(links=[storage_link(storage)])
+    node.run_jobs()
+
+    for compute in (first, second):
+        assert node.driver().compute_info(entity_id(compute)).state is PowerState.RUNNING
+        assert "vdb" in node.driver().compute_info(entity_id(compute)).disks
+
+
+def test_a_qemu_host_attaches_a_storage_to_one_compute_at_a_time(node: Node) -> None:
+    storage, other = node.create_storage(), node.create_compute()
+    first = node.create_compute(links=[storage_link(storage)])
+    node.run_jobs()
+    with node.store.session(write=True) as session:  # the API only reads the host's URI
+        host = session.get(Host, "host-a")
+        assert host is not None
+        host.uri = "qemu:///system"
+
+    inline = node.post_text("/compute/", text_plain(
+        compute_categories(), links=[storage_link(storage)]))
+    standalone = _link_storage(node, other, storage)
+
+    for response in (inline, standalone):
+        assert response.status_code == 409
+        message = response.get_data(as_text=True)
+        assert f"attached to compute {entity_id(first)}" in message
+        assert "cannot attach one volume to two computes at once" in message
+    assert len(node.get_json("/compute/")["resources"]) == 2
+    link = next(link["id"] for link in node.get_json(first)["links"]
+                if link["kind"].endswith("#storagelink"))
+    assert node.request("DELETE", f"/storagelink/{link.removeprefix('urn:uuid:')}"
+                        ).status_code == 200
+    assert _link_storage(node, other, storage).status_code == 201  # free once detached
 
 
 def test_detaching_a_link_removes_the_device(node: Node) -> None:
