@@ -12,7 +12,9 @@ from occi.http.views import SERVER_HEADER
 
 gunicorn.http.wsgi.SERVER = SERVER_HEADER
 
-worker_class = "gthread"
+# gthread, answering the requests gunicorn refuses itself (414, 431, 400, ...) with the
+# gateway's security headers and a plain body naming what was wrong (HTTP and HTTPS alike)
+worker_class = "gateway.gunicorn_worker.GatewayWorker"
 threads = 4
 keepalive = 5
 accesslog = "-"
@@ -20,7 +22,8 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
 # --- HTTPS and client certificates (settings tls_*, auth_trusted_proxies, x509_header_*) ---
 # auth.x509 reads a verified client certificate from environ["gunicorn.socket"] (the gthread
-# worker's ssl.SSLSocket); a certificate that does not verify fails the handshake.
+# worker's ssl.SSLSocket; GatewayWorker is one); a certificate that does not verify fails
+# the handshake.
 _tls = load_config()
 if _tls.tls_cert:
     certfile = _tls.tls_cert
@@ -50,9 +53,10 @@ def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLCont
     context.verify_flags |= ssl.VERIFY_ALLOW_PROXY_CERTS
     return context
 
+
 # --- request limits (settings request_line_max, request_fields_max, request_field_bytes) ---
 # gunicorn answers 414 for a longer request line and 431 for too many or too long header
-# fields before the app sees the request.
+# fields before the app sees the request (through GatewayWorker.handle_error).
 _limits = load_config()
 limit_request_line = _limits.request_line_max
 limit_request_fields = _limits.request_fields_max

@@ -4,7 +4,9 @@
   ``X-Content-Type-Options``, ``X-Frame-Options``, ``Content-Security-Policy``,
   ``Referrer-Policy``; ``Cache-Control: no-store`` on answers to requests that carried
   credentials, unless the view set its own; ``Strict-Transport-Security`` on answers sent
-  over TLS (``hsts_seconds``).
+  over TLS (``hsts_seconds``). The answers gunicorn writes itself (a request line or header
+  fields past the limits, a request it cannot parse) carry the same fields
+  (:func:`server_error_headers`, used by :mod:`gateway.gunicorn_worker`).
 - The JSON depth limit of :mod:`gateway.json_limits`, set for each request.
 - Incidents: an unexpected exception becomes a 500 whose body names only an incident id;
   the traceback is logged under that id (:func:`incident`).
@@ -51,6 +53,21 @@ JSON_DEPTH_RANGE = range(1, 1001)
 TRUSTED_PROXIES = "nimbostratus.trusted_proxies"
 
 
+def hsts_value(seconds: int) -> str | None:
+    """The ``Strict-Transport-Security`` value for the setting ``hsts_seconds`` (None: 0,
+    no such field)."""
+    return f"max-age={seconds}" if seconds > 0 else None
+
+
+def server_error_headers(*, hsts: str | None) -> list[tuple[str, str]]:
+    """The header fields of an answer the server writes before the app saw the request:
+    :data:`SECURITY_HEADERS`, ``Cache-Control: no-store`` (the request's credentials were
+    never looked at) and, over TLS, ``Strict-Transport-Security`` (``hsts``)."""
+    fields = [*SECURITY_HEADERS, ("Cache-Control", "no-store")]
+    if hsts:
+        fields.append(("Strict-Transport-Security", hsts))
+    return fields
+
 
 def init_app(app: Flask, config: Config) -> None:
     """Register the hooks on ``app`` and make sure this process's logs are redacted."""
@@ -58,7 +75,7 @@ def init_app(app: Flask, config: Config) -> None:
         raise ConfigurationError("json_max_depth must be between 1 and 1000")
     redact_logs()
     trusted = networks(config.auth_trusted_proxies, "auth_trusted_proxies")
-    hsts = f"max-age={config.hsts_seconds}" if config.hsts_seconds > 0 else None
+    hsts = hsts_value(config.hsts_seconds)
     depth = config.json_max_depth
 
     app.extensions[TRUSTED_PROXIES] = trusted

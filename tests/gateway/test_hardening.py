@@ -1,27 +1,27 @@
 """Hardening through the whole gateway: security headers on every answer, incident ids instead
 of internals in 500s, JSON depth and body limits, secrets kept out of logs, the same answer
 and timing for an unknown user and a wrong password; and a real gunicorn with the settings of
-``nimbo serve``: request line and header limits, its access log redacted, the audit records
-of a worker flushed when it stops."""
+``nimbo serve`` (tests.gateway.served): the answers it writes itself (request line and header
+limits, unparsable requests; over HTTP and HTTPS) with the security headers and a plain body
+saying what was wrong, its access log redacted, the audit records of a worker flushed when it
+stops."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import logging
 import os
 import re
 import signal
-import socket
+import ssl
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,24 +29,28 @@ import redis
 import requests
 from flask import request
 from flask.testing import FlaskClient
+from gunicorn.http import errors as gunicorn_errors
 from sqlalchemy import select
 
 from auth.passwords import hash_password
 from gateway.app import create_app
 from gateway.audit import PENDING
+from gateway.gunicorn_worker import describe
 from gateway.hardening import SECURITY_HEADERS, redact
 from gateway.json_limits import depth
 from gateway.services.cdmi import CdmiService
 from gateway.services.entities import OcciService
 from gateway.store.db import Store
 from gateway.store.models import AuditRecord, User
+from occi.http.views import SERVER_HEADER
+from tests.auth import certs
 from tests.gateway.cdmi_client import CONTAINER, VERSION
 from tests.gateway.conftest import INFRA, PASSWORD, Node, NodeFactory, basic, category
+from tests.gateway.served import Answer, Served, gunicorn
 
 pytestmark = pytest.mark.redis
 
 HOST = {"host-a": "memory://hardening-host?cores=16&memory_mib=32768"}
-ROOT = Path(__file__).resolve().parents[2]
 INCIDENT = re.compile(r"incident ([0-9a-f]{12})")
 INTERNALS = "secret-internal-detail at /etc/nimbostratus/db"
 
@@ -347,77 +351,106 @@ def test_unknown_user_and_wrong_password_get_the_same_answer_in_similar_time(
 # --- a real gunicorn, as nimbo serve runs it ------------------------------------------------
 
 
-@dataclass
-class Served:
-    port: int
-    process: subprocess.Popen[bytes]
-    output: Path
-    database: str
-
-    def raw(self, data: bytes) -> bytes:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as connection:
-            connection.sendall(data)
-            chunks = []
-            while chunk := connection.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
+@pytest.fixture
+def served(tmp_path: Path, redis_url: str) -> Iterator[Served]:
+    limits = {"NIMBO_AUDIT_FLUSH_SECONDS": "3600", "NIMBO_REQUEST_LINE_MAX": "2048",
+              "NIMBO_REQUEST_FIELDS_MAX": "40", "NIMBO_REQUEST_FIELD_BYTES": "4096"}
+    with gunicorn(tmp_path, redis_url, settings=limits) as server:
+        yield server
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+LONG_LINE = b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+REFUSED_BY_THE_SERVER = [  # (request, status, the whole body) with the limits of ``served``
+    (LONG_LINE, 414, "request line too long: at most 2048 bytes"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 5000 + b"\r\n\r\n", 431,
+     "header field too long: at most 4096 bytes (name, value and line end)"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-F%d: v\r\n" % i for i in range(50))
+     + b"\r\n", 431, "too many header fields: at most 40"),
+    (b"GET /\r\nHost: x\r\n\r\n", 400, "bad request line 'GET /': expected a method, a target "
+     "and HTTP/1.0 or HTTP/1.1, separated by single spaces, ending in CRLF"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400,
+     "bad header field name 'Bad Name'"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br, chunked\r\n\r\n", 501,
+     "unsupported transfer coding in 'br, chunked': send the body chunked or with a "
+     "Content-Length"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400,
+     "bad Content-Length header field: a body's length is given once and unambiguously (one "
+     "Content-Length, or a Transfer-Encoding ending in chunked, not both)"),
+]
+
+
+def assert_server_answer(answer: Answer, status: int, message: str, *, hsts: str | None) -> None:
+    """One of gunicorn's own answers, as GatewayWorker writes it."""
+    assert answer.status == status, answer.raw[:300]
+    assert answer.text == message + "\n"
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.headers["content-length"] == str(len(answer.body))
+    assert answer.headers["server"] == SERVER_HEADER
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["connection"] == "close"
+    for name, value in SECURITY_HEADERS:
+        assert answer.headers[name.lower()] == value, answer.raw[:300]
+    assert answer.headers.get("strict-transport-security") == hsts
+
+
+def test_the_servers_own_answers_carry_the_security_headers_and_say_what_was_wrong(
+    served: Served,
+) -> None:
+    for sent, status, message in REFUSED_BY_THE_SERVER:
+        assert_server_answer(served.answer(sent), status, message, hsts=None)
+    log = served.output.read_text()
+    assert "Invalid request from ip=127.0.0.1" in log  # still logged as gunicorn did
+    assert '"GET /aaaa' not in log  # no request was parsed, so no access line
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(("error", "status", "message"), [
+    (gunicorn_errors.LimitRequestHeaders("max buffer headers"), 431,
+     "request header section too large: at most 40 fields of at most 4096 bytes"),
+    (gunicorn_errors.InvalidHTTPVersion("HTTP/3.0"), 400,
+     "unsupported HTTP version 'HTTP/3.0': HTTP/1.0 or HTTP/1.1"),
+    (gunicorn_errors.InvalidRequestLine("x" * 500), 400, "bad request line 'xxx"),
+    (gunicorn_errors.InvalidHeader("bare LF as line terminator"), 400,
+     "bad header section: lines end with CRLF, not a bare LF"),
+    (gunicorn_errors.ExpectationFailed("fast"), 417,
+     "unsupported expectation 'fast': only 100-continue"),
+    (ssl.SSLError(1, "[SSL] decryption failed"), 403, "TLS error:"),
+    (gunicorn_errors.InvalidResponseHeader("X-Bad"), 500, ""),  # the app's fault
+    (gunicorn_errors.ConfigurationProblem("SCRIPT_NAME"), 500, ""),
+    (RuntimeError("ours"), 500, ""),
+])
+def test_what_the_worker_says_of_each_error(error: Exception, status: int, message: str) -> None:
+    limits = SimpleNamespace(limit_request_line=2048, limit_request_fields=40,
+                             limit_request_field_size=4096)
+    said = describe(error, limits)
+    assert said[0] == status
+    assert said[1].startswith(message) and (message or said[1] == "")
+    assert len(said[1]) < 200 and "\n" not in said[1]  # client input is cut short and quoted
 
 
 @pytest.fixture
-def served(tmp_path: Path, redis_url: str) -> Iterator[Served]:
-    database = f"sqlite:///{tmp_path / 'nimbo.sqlite3'}"
-    store = Store(database)
-    store.create_schema()
-    with store.session(write=True) as session:
-        session.add(User(name="alice", password_hash=hash_password(PASSWORD)))
-    store.dispose()
-    port = _free_port()
-    env = {**os.environ, "NIMBO_DATA_DIR": str(tmp_path / "data"), "NIMBO_DATABASE_URL": database,
-           "NIMBO_REDIS_URL": redis_url, "NIMBO_AUDIT_FLUSH_SECONDS": "3600",
-           "NIMBO_REQUEST_LINE_MAX": "2048", "NIMBO_REQUEST_FIELDS_MAX": "40",
-           "NIMBO_REQUEST_FIELD_BYTES": "4096", "NIMBO_LOG_LEVEL": "INFO",
-           "NIMBO_HOST_NAME": "host-a"}
-    output = tmp_path / "gunicorn.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf",
-             "--workers", "1", "--bind", f"127.0.0.1:{port}", "gateway.wsgi:app"],
-            env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Served(port, process, output, database)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"http://127.0.0.1:{port}/-/", timeout=5).status_code == 401:
-                    break
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.1)
-        yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+def tls_served(tmp_path: Path, redis_url: str) -> Iterator[Served]:
+    ca = certs.CertificateAuthority(tmp_path / "pki", certs.name(("O", "nimbostratus tests"),
+                                                             ("CN", "CA")))
+    server = ca.server("server")
+    limits = {"NIMBO_REQUEST_LINE_MAX": "2048", "NIMBO_HSTS_SECONDS": "600"}
+    with gunicorn(tmp_path, redis_url, settings=limits,
+                  tls=(server.cert_file, server.key_file, ca.cert_file)) as served:
+        yield served
 
 
-def test_gunicorn_limits_headers_access_log_and_audit_flush_on_shutdown(
-    served: Served, redis_url: str
-) -> None:
-    line = served.raw(b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert line.startswith(b"HTTP/1.1 414 "), line[:200]
-    field = served.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 5000 + b"\r\n\r\n")
-    assert field.startswith(b"HTTP/1.1 431 "), field[:200]
-    many = b"".join(b"X-F%d: v\r\n" % i for i in range(50))
-    fields = served.raw(b"GET / HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
-    assert fields.startswith(b"HTTP/1.1 431 "), fields[:200]
+def test_over_tls_the_servers_own_answers_carry_hsts_like_the_apps(tls_served: Served) -> None:
+    too_long = tls_served.answer(LONG_LINE)
+    assert_server_answer(too_long, 414, "request line too long: at most 2048 bytes",
+                         hsts="max-age=600")
+    by_the_app = tls_served.answer(b"GET /-/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert by_the_app.status == 401
+    for name in ("strict-transport-security", *(n.lower() for n, _ in SECURITY_HEADERS)):
+        assert by_the_app.headers[name] == too_long.headers[name]  # one set of fields
 
-    base = f"http://127.0.0.1:{served.port}"
+
+def test_gunicorn_access_log_and_audit_flush_on_shutdown(served: Served, redis_url: str) -> None:
+    base = served.url
     auth = ("alice", PASSWORD)
     answer = requests.get(f"{base}/compute/?access_token=eyJtoken.eyJpart.sig&x=1", auth=auth,
                           timeout=10)
