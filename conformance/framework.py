@@ -67,7 +67,9 @@ class Check:
 
     ``clause`` names the document and section the requirement comes from (e.g. "OCCI 1.2 HTTP
     Protocol §3.4.1"); ``group`` gathers related checks in reports; ``writes`` marks checks that
-    create or change something on the server (skipped under --read-only)."""
+    create or change something on the server (skipped under --read-only). ``renderings``
+    limits a ``per_rendering`` check to the renderings that can express it (empty: all); see
+    :meth:`variants`."""
 
     id: str
     clause: str
@@ -77,6 +79,18 @@ class Check:
     function: CheckFunction
     writes: bool = False
     per_rendering: bool = False
+    renderings: tuple[str, ...] = ()
+
+    def variants(self, run_renderings: Sequence[str]) -> list[str | None]:
+        """The variants this check runs in, given the renderings of the run: one run per run
+        rendering it can be expressed in; when none of them can express it, once in the first
+        rendering that can (so that e.g. the JSON error checks still run in a text-only run);
+        a check that is not ``per_rendering`` runs once, without a variant."""
+        if not self.per_rendering:
+            return [None]
+        fitting = [r for r in run_renderings if not self.renderings or r in self.renderings]
+        chosen: list[str | None] = [*(fitting or self.renderings[:1])]
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -99,14 +113,19 @@ class Suite:
         self.fixtures: dict[str, Fixture] = {}
 
     def check(self, check_id: str, *, clause: str, level: Level, title: str, group: str,
-              writes: bool = False, per_rendering: bool = False) -> Callable[[F], F]:
-        """Decorator registering ``function(ctx)`` as check ``check_id`` (ids are unique)."""
+              writes: bool = False, per_rendering: bool = False,
+              renderings: Sequence[str] = ()) -> Callable[[F], F]:
+        """Decorator registering ``function(ctx)`` as check ``check_id`` (ids are unique);
+        ``renderings``: the only renderings a ``per_rendering`` check can be expressed in."""
 
         def register(function: F) -> F:
             if any(c.id == check_id for c in self.checks):
                 raise ValueError(f"duplicate check id {check_id}")
+            if renderings and not per_rendering:
+                raise ValueError(f"{check_id}: renderings are given to per_rendering checks")
             self.checks.append(Check(check_id, clause, level, title, group, function,
-                                     writes=writes, per_rendering=per_rendering))
+                                     writes=writes, per_rendering=per_rendering,
+                                     renderings=tuple(renderings)))
             return function
 
         return register
@@ -176,12 +195,19 @@ class Result:
 # --- cleanup ----------------------------------------------------------------------------------
 
 
+class LeftBehind(Exception):
+    """Raised by a cleanup step when the server keeps something the run made and offers no way
+    to remove it (e.g. an OS template made by an OCCI ``save`` the server will not delete):
+    reported as left behind, not as a cleanup error."""
+
+
 class Cleanup:
     """What the run created, undone in reverse order at its end."""
 
     def __init__(self) -> None:
         self._steps: list[tuple[str, Callable[[], object]]] = []
         self.errors: list[str] = []
+        self.left_behind: list[str] = []
 
     def push(self, description: str, undo: Callable[[], object]) -> None:
         self._steps.append((description, undo))
@@ -195,6 +221,8 @@ class Cleanup:
             description, undo = self._steps.pop()
             try:
                 undo()
+            except LeftBehind as kept:
+                self.left_behind.append(f"{description}: {kept}")
             except Exception as exc:  # cleanup must go on
                 self.errors.append(f"{description}: {type(exc).__name__}: {exc}")
 
@@ -321,6 +349,8 @@ class Report:
     results: list[Result] = field(default_factory=list)
     interrupted: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
+    left_behind: list[str] = field(default_factory=list)
+    """What the run made and the server would not let it remove (see :class:`LeftBehind`)."""
 
     def totals(self) -> dict[Level, dict[Outcome, int]]:
         counts = {level: dict.fromkeys(Outcome, 0) for level in Level}
@@ -365,11 +395,8 @@ class Runner:
         for check in self.suite.checks:
             if self.settings.only and not check.id.startswith(self.settings.only):
                 continue
-            if check.per_rendering:
-                for rendering in self.settings.renderings:
-                    yield check, rendering
-            else:
-                yield check, None
+            for variant in check.variants(self.settings.renderings):
+                yield check, variant
 
     def run(self, on_result: Callable[[Result], None] | None = None) -> Report:
         """Every check, then the cleanup (also after Ctrl-C, which ends the run early)."""
@@ -390,6 +417,7 @@ class Runner:
             except KeyboardInterrupt:
                 report.interrupted = True
             report.cleanup_errors = list(self.cleanup.errors)
+            report.left_behind = list(self.cleanup.left_behind)
             report.duration = time.monotonic() - start
         return report
 

@@ -7,11 +7,12 @@ JSON shape (``as_json``)::
      "conformant": bool, "totals": {"MUST": {"passed": n, "failed": n, "skipped": n}, ...},
      "results": [{"id", "name", "variant", "group", "level", "clause", "title", "outcome",
                   "message", "duration", "evidence": [{"request": {...}, "response": {...}}]}],
-     "cleanup_errors": [...]}
+     "cleanup_errors": [...], "left_behind": [...]}
 
 JUnit: one ``<testcase>`` per run of a check (``classname`` = suite.group, ``name`` = id,
 variant and title); failures of every level are ``<failure type="MUST|SHOULD|MAY">`` with the
-evidence as text; skipped checks carry ``<skipped message="why"/>``.
+evidence as text; skipped checks carry ``<skipped message="why"/>``; what the run left behind
+is a ``left_behind`` property each.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def write_summary(report: Report, stream: TextIO, *, verbose: bool = False) -> N
                      f"{counts[Outcome.FAILED]:>4} failed {counts[Outcome.SKIPPED]:>4} skipped\n")
     for error in report.cleanup_errors:
         stream.write(f"cleanup: {error}\n")
+    for kept in report.left_behind:
+        stream.write(f"left behind: {kept}\n")
     if report.interrupted:
         stream.write("interrupted: not every check ran\n")
     verdict = "every MUST passed" if report.conformant else "NOT conformant: a MUST failed"
@@ -80,6 +83,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "totals": {level.value: {o.value: totals[level][o] for o in Outcome} for level in Level},
         "results": [_result_json(r) for r in report.results],
         "cleanup_errors": list(report.cleanup_errors),
+        "left_behind": list(report.left_behind),
     }
 
 
@@ -122,6 +126,8 @@ def as_junit(report: Report) -> ET.ElementTree[ET.Element]:
                         ("read_only", str(report.settings.read_only).lower()),
                         ("conformant", str(report.conformant).lower())):
         ET.SubElement(properties, "property", name=name, value=value)
+    for kept in report.left_behind:
+        ET.SubElement(properties, "property", name="left_behind", value=kept)
     for result in results:
         _testcase(suite, report.suite, result)
     ET.indent(root)

@@ -1,5 +1,6 @@
 """The OCCI 1.2 suite: query interface, renderings and negotiation, versions, entity and link
-lifecycle, actions, mixin collections, filtering, pagination and errors (see README.md).
+lifecycle, actions (also on collections), mixin collections, filtering, pagination, errors,
+save and contextualization (see README.md).
 
 Check modules register in catalogue order: their import order is the run's order."""
 
@@ -9,5 +10,6 @@ from conformance.occi import qi  # noqa: F401
 from conformance.occi import protocol  # noqa: F401
 from conformance.occi import lifecycle  # noqa: F401
 from conformance.occi import collections  # noqa: F401
+from conformance.occi import templates  # noqa: F401
 
 __all__ = ["DEFAULT_RENDERINGS", "SUITE"]

@@ -26,8 +26,10 @@ OS_TPL = INFRA + "os_tpl"
 COMPUTE_ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 
 
-# Clauses: HTTP Protocol by section number (as in occi-wg's http_protocol.tex); the other
-# documents by section name.
+# Clauses. HTTP Protocol: numbered as in the published GFD-R-P.223 (occi-wg http_protocol.tex,
+# the version headed GFD-R-P.223). Text and JSON Rendering and Infrastructure: numbered as in
+# occi-wg's last sources of them (drafts; the published texts were not at hand), with the
+# section's name. Core: by name only (occi-wg holds no 1.2 source of it).
 
 
 def core(section: str) -> str:
@@ -38,16 +40,18 @@ def http(section: str) -> str:
     return f"OCCI 1.2 HTTP Protocol (GFD.223) §{section}"
 
 
-def text(section: str) -> str:
-    return f"OCCI 1.2 Text Rendering (GFD.229), {section}"
+def text(section: str, name: str) -> str:
+    return f"OCCI 1.2 Text Rendering (GFD.229) §{section}, {name}"
 
 
-def json_clause(section: str) -> str:
-    return f"OCCI 1.2 JSON Rendering, {section}"
+def json_clause(section: str, name: str) -> str:
+    return f"OCCI 1.2 JSON Rendering §{section}, {name}"
 
 
-def infra(section: str) -> str:
-    return f"OCCI 1.2 Infrastructure (GFD.224), {section}"
+def infra(section: str, name: str) -> str:
+    """``section`` "" when the number could not be confirmed (the name alone is cited)."""
+    where = f" §{section}," if section else ","
+    return f"OCCI 1.2 Infrastructure (GFD.224){where} {name}"
 
 
 # --- the model the server offers ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import requests
 
@@ -10,6 +11,7 @@ from conformance.framework import Context, Level
 from conformance.occi import wire
 from conformance.occi.base import (
     COMPUTE,
+    COMPUTE_ACTION,
     STORAGE,
     SUITE,
     accept,
@@ -20,8 +22,10 @@ from conformance.occi.base import (
     kind_location,
     os_template,
     read,
+    rendering_of,
     text,
     unique_term,
+    wait_state,
 )
 from conformance.occi.qi import USER_SCHEME
 
@@ -31,7 +35,19 @@ from conformance.occi.qi import USER_SCHEME
 @SUITE.fixture("tag", writes=True)
 def tag(ctx: Context) -> tuple[str, str]:
     """A user mixin (type id, absolute location) made through the query interface."""
-    term = unique_term(ctx, "tag")
+    return user_mixin(ctx, "tag")
+
+
+@SUITE.fixture("action-tag", writes=True)
+def action_tag(ctx: Context) -> tuple[str, str]:
+    """A user mixin of its own for the collection actions (no storages among its members)."""
+    return user_mixin(ctx, "acts")
+
+
+def user_mixin(ctx: Context, what: str) -> tuple[str, str]:
+    """A user mixin (type id, absolute location) made through the query interface and removed
+    at the end of the run."""
+    term = unique_term(ctx, what)
     type_id, location = USER_SCHEME + term, f"/{term}/"
     headers, body = wire.mixin_request(wire.TEXT_PLAIN, type_id, location)
     remove_headers, remove_body = wire.mixin_request(wire.TEXT_PLAIN, type_id, None)
@@ -49,24 +65,29 @@ def two_storages(ctx: Context) -> list[str]:
 
 
 def members(ctx: Context, location: str) -> list[str]:
-    response = ctx.client.get(location, headers=accept(wire.URI_LIST))
-    ctx.expect_status(response, 200, what=f"GET {location} as text/uri-list")
-    return wire.parse_locations(wire.URI_LIST, response)
+    """The members of a collection, read in this check's rendering."""
+    rendering = rendering_of(ctx)
+    response = ctx.client.get(location, headers=accept(rendering))
+    ctx.expect_status(response, 200, what=f"GET {location} as {rendering}")
+    return wire.parse_locations(rendering, response)
 
 
 def listed(found: list[str], location: str) -> bool:
-    return any(wire.same_location(x, location) for x in found)
+    return any(wire.names_entity(x, location) for x in found)
 
 
 def send_locations(ctx: Context, method: str, collection: str,
                    locations: list[str]) -> requests.Response:
-    """``method`` of entity ``locations`` (text/plain) to a ``collection``."""
-    headers, body = wire.locations_request(wire.TEXT_PLAIN, locations)
-    return ctx.client.request(method, collection, headers=headers, data=body)
+    """``method`` of entity ``locations`` to a ``collection``, in this check's rendering (JSON,
+    which has no shape for a list of locations, as a bare array of them: rOCCI 2, notes §4)."""
+    rendering = rendering_of(ctx)
+    headers, body = wire.locations_request(rendering, locations)
+    return ctx.client.request(method, collection, headers={**headers, **accept(rendering)},
+                              data=body)
 
 
-@SUITE.check("OCCI-HTTP-MIX-001", clause=http("9.3.2"), level=Level.MUST, group="mixins",
-             writes=True,
+@SUITE.check("OCCI-HTTP-MIX-001", clause=http("11.3.2"), level=Level.MUST, group="mixins",
+             writes=True, per_rendering=True,
              title="POST of entity locations to a mixin collection associates them (200)")
 def mixin_associate(ctx: Context) -> None:
     type_id, location = ctx.need("tag")
@@ -74,12 +95,12 @@ def mixin_associate(ctx: Context) -> None:
     response = send_locations(ctx, "POST", location, [first])
     ctx.expect_status(response, 200, what="POST to a mixin collection")
     ctx.expect(listed(members(ctx, location), first), f"{first} listed in {location}")
-    ctx.expect(type_id in read(ctx, first, wire.TEXT_PLAIN).mixins,
-               f"the entity renders the mixin {type_id}")
+    ctx.expect(type_id in read(ctx, first).mixins, f"the entity renders the mixin {type_id}")
 
 
-@SUITE.check("OCCI-HTTP-MIX-002", clause=http("9.2"), level=Level.MUST, group="mixins",
-             writes=True, title="PUT on a mixin collection replaces its members (200)")
+@SUITE.check("OCCI-HTTP-MIX-002", clause=http("11.2"), level=Level.MUST, group="mixins",
+             writes=True, per_rendering=True,
+             title="PUT on a mixin collection replaces its members (200)")
 def mixin_replace(ctx: Context) -> None:
     _, location = ctx.need("tag")
     first, second = ctx.need("two-storages")
@@ -92,8 +113,8 @@ def mixin_replace(ctx: Context) -> None:
                f"only {second} listed after PUT, listed {found}")
 
 
-@SUITE.check("OCCI-HTTP-MIX-003", clause=http("9.4.2"), level=Level.MUST, group="mixins",
-             writes=True,
+@SUITE.check("OCCI-HTTP-MIX-003", clause=http("11.4.2"), level=Level.MUST, group="mixins",
+             writes=True, per_rendering=True,
              title="DELETE with entity locations on a mixin collection disassociates them")
 def mixin_disassociate(ctx: Context) -> None:
     type_id, location = ctx.need("tag")
@@ -102,14 +123,13 @@ def mixin_disassociate(ctx: Context) -> None:
     response = send_locations(ctx, "DELETE", location, [second])
     ctx.expect_status(response, 200, what="DELETE on a mixin collection")
     ctx.expect(not listed(members(ctx, location), second), f"{second} no longer listed")
-    ctx.expect(type_id not in read(ctx, second, wire.TEXT_PLAIN).mixins,
-               "the entity no longer renders the mixin")
-    ctx.expect_status(ctx.client.get(second, headers=accept(wire.TEXT_PLAIN)), 200,
+    ctx.expect(type_id not in read(ctx, second).mixins, "the entity no longer renders the mixin")
+    ctx.expect_status(ctx.client.get(second, headers=accept(rendering_of(ctx))), 200,
                       what="the disassociated entity still exists")
 
 
-@SUITE.check("OCCI-HTTP-MIX-004", clause=http("9.2"), level=Level.MUST, group="mixins",
-             title="PUT on a kind collection is refused with 405")
+@SUITE.check("OCCI-HTTP-MIX-004", clause=http("11.2"), level=Level.MUST, group="mixins",
+             per_rendering=True, title="PUT on a kind collection is refused with 405")
 def put_kind_collection(ctx: Context) -> None:
     ctx.expect_status(send_locations(ctx, "PUT", kind_location(ctx, COMPUTE), []), 405)
 
@@ -124,26 +144,27 @@ def three_computes(ctx: Context) -> list[str]:
 
 
 def _filtered(ctx: Context, kind: str, header: str, value: str) -> requests.Response:
-    """The ``kind`` collection as text/uri-list, filtered by a text/occi ``header``."""
+    """The ``kind`` collection in this check's rendering, filtered by a ``header`` field:
+    filters travel as header fields (text/occi) whatever rendering is asked for (GFD.223 §7)."""
     return ctx.client.get(kind_location(ctx, kind), headers={
-        "Accept": wire.URI_LIST, "Content-Type": wire.TEXT_OCCI, header: value})
+        **accept(rendering_of(ctx)), "Content-Type": wire.TEXT_OCCI, header: value})
 
 
-@SUITE.check("OCCI-HTTP-FLT-002", clause=http("9.1") + ", " + text("filtering"),
-             level=Level.SHOULD, group="filtering", writes=True,
+@SUITE.check("OCCI-HTTP-FLT-002", clause=http("7.2") + ", " + http("11.1"),
+             level=Level.SHOULD, group="filtering", writes=True, per_rendering=True,
              title="a collection filtered by X-OCCI-Attribute lists only matching entities")
 def filter_attribute(ctx: Context) -> None:
     computes = ctx.need("three-computes")
     response = _filtered(ctx, COMPUTE, "X-OCCI-Attribute",
                          f'occi.core.title="{ctx.name("page-2")}"')
     ctx.expect_status(response, 200)
-    found = wire.parse_locations(wire.URI_LIST, response)
-    ctx.expect(len(found) == 1 and wire.same_location(found[0], computes[1]),
+    found = wire.parse_locations(rendering_of(ctx), response)
+    ctx.expect(len(found) == 1 and wire.names_entity(found[0], computes[1]),
                f"only {computes[1]}, listed {found}", response)
 
 
-@SUITE.check("OCCI-HTTP-FLT-003", clause=http("9.1") + ", " + text("filtering"),
-             level=Level.SHOULD, group="filtering", writes=True,
+@SUITE.check("OCCI-HTTP-FLT-003", clause=http("7.2") + ", " + http("11.1"),
+             level=Level.SHOULD, group="filtering", writes=True, per_rendering=True,
              title="a collection filtered by a Category lists only entities having it")
 def filter_category(ctx: Context) -> None:
     storages = ctx.need("two-storages")
@@ -151,20 +172,22 @@ def filter_category(ctx: Context) -> None:
     ctx.expect(response.status_code in (200, 400), "200 (empty) or 400 for a kind the "
                "collection does not hold", response)
     if response.status_code == 200:
-        found = wire.parse_locations(wire.URI_LIST, response)
+        found = wire.parse_locations(rendering_of(ctx), response)
         ctx.expect(not any(listed(found, s) for s in storages),
                    "no storage listed under a compute filter", response)
 
 
 def _page(ctx: Context, query: str) -> tuple[int, list[str]]:
+    rendering = rendering_of(ctx)
     response = ctx.client.get(f"{kind_location(ctx, COMPUTE)}?{query}",
-                              headers=accept(wire.URI_LIST))
-    found = wire.parse_locations(wire.URI_LIST, response) if response.status_code == 200 else []
+                              headers=accept(rendering))
+    found = wire.parse_locations(rendering, response) if response.status_code == 200 else []
     return response.status_code, found
 
 
 @SUITE.check("OCCI-HTTP-PAG-001", clause=http("6"), level=Level.SHOULD, group="pagination",
-             writes=True, title="?page=1&number=1 answers one entity of the collection")
+             writes=True, per_rendering=True,
+             title="?page=1&number=1 answers one entity of the collection")
 def pagination(ctx: Context) -> None:
     ctx.need("three-computes")
     status, found = _page(ctx, "page=1&number=1")
@@ -179,7 +202,8 @@ def _paginates(ctx: Context) -> None:
 
 
 @SUITE.check("OCCI-HTTP-PAG-002", clause=http("6"), level=Level.MUST, group="pagination",
-             writes=True, title="a page past the end answers 200 with an empty collection")
+             writes=True, per_rendering=True,
+             title="a page past the end answers 200 with an empty collection")
 def pagination_past_end(ctx: Context) -> None:
     _paginates(ctx)
     status, found = _page(ctx, "page=100000&number=1")
@@ -187,7 +211,8 @@ def pagination_past_end(ctx: Context) -> None:
 
 
 @SUITE.check("OCCI-HTTP-PAG-003", clause=http("6"), level=Level.MUST, group="pagination",
-             writes=True, title="a number too large for the server answers 413")
+             writes=True, per_rendering=True,
+             title="a number too large for the server answers 413")
 def pagination_too_large(ctx: Context) -> None:
     _paginates(ctx)
     status, _ = _page(ctx, "page=1&number=1000000000")
@@ -195,7 +220,7 @@ def pagination_too_large(ctx: Context) -> None:
 
 
 @SUITE.check("OCCI-HTTP-PAG-004", clause=http("6"), level=Level.SHOULD, group="pagination",
-             writes=True, title="consecutive pages do not overlap")
+             writes=True, per_rendering=True, title="consecutive pages do not overlap")
 def pagination_pages(ctx: Context) -> None:
     _paginates(ctx)
     _, first = _page(ctx, "page=1&number=1")
@@ -203,105 +228,150 @@ def pagination_pages(ctx: Context) -> None:
     ctx.expect(len(second) == 1 and second != first, f"page 2 {second} differs from {first}")
 
 
+# --- actions on a collection ---------------------------------------------------------------
+
+
+@SUITE.check("OCCI-HTTP-ACT-008", clause=http("11.3.3") + ", " + http("8"), level=Level.MUST,
+             group="actions", writes=True,
+             title="POST ?action=stop on a mixin collection (stop advertised by the compute "
+                   "kind) answers 200 and stops its members, and only them")
+def collection_action(ctx: Context) -> None:
+    compute = ctx.need("model").find(COMPUTE)
+    if compute is None or not any(a == COMPUTE_ACTION + "stop" for a in compute.actions):
+        ctx.skip("the compute kind does not advertise stop")
+    _, location = ctx.need("action-tag")
+    *tagged, bystander = ctx.need("three-computes")
+    for each in (*tagged, bystander):
+        wait_state(ctx, each, "occi.compute.state", {"active"})
+    ctx.expect_status(send_locations(ctx, "POST", location, tagged), 200,
+                      what="POST of two computes to a mixin collection")
+    rendering = rendering_of(ctx)
+    headers, body = wire.action_request(rendering, COMPUTE_ACTION + "stop")
+    response = ctx.client.post(f"{location}?action=stop",
+                               headers={**headers, **accept(rendering)}, data=body)
+    ctx.expect_status(response, 200, what="POST ?action=stop on the mixin collection")
+    for each in tagged:
+        wait_state(ctx, each, "occi.compute.state", {"inactive"})
+    state = read(ctx, bystander).attributes.get("occi.compute.state")
+    ctx.expect(state == "active", f"the compute outside the collection stays active, it is "
+                                  f"{state!r}")
+
+
 # --- malformed input -------------------------------------------------------------------------
+# Each in every rendering of the run that can express it: the text grammar's errors in the text
+# renderings (text/occi: the same fields as header fields), JSON's in JSON, the model's in all.
 
-COMPUTE_KIND = f'Category: compute; scheme="{wire.INFRA}"; class="kind"\r\n'
+TEXT, BODY_TEXT, JSON_ONLY = wire.TEXT_TYPES, wire.BODY_TEXT_TYPES, wire.JSON_TYPES
+COMPUTE_KIND = f'compute; scheme="{wire.INFRA}"; class="kind"'
 
 
-def _refused(ctx: Context, path: str, body: str, content_type: str, what: str) -> None:
-    response = ctx.client.post(path, headers={"Content-Type": content_type,
-                                              "Accept": wire.TEXT_PLAIN}, data=body)
-    for location in wire.created_locations(wire.TEXT_PLAIN, response):
+def _refused(ctx: Context, path: str, headers: dict[str, str], body: str, what: str) -> None:
+    """A create of ``body`` (with ``headers``) at ``path`` is refused with 400 that explains
+    itself (a body or X-OCCI-Error); anything it made is cleaned up."""
+    rendering = rendering_of(ctx)
+    response = ctx.client.post(path, headers={**headers, **accept(rendering)}, data=body)
+    for location in wire.created_locations(rendering, response):
         ctx.created(location)
     ctx.expect_status(response, 400, what=what)
     ctx.expect(response.text.strip() or response.headers.get("X-OCCI-Error"),
                "the 400 answer explains itself in a body", response)
 
 
-def _os_line(ctx: Context) -> str:
+def _refused_fields(ctx: Context, path: str, fields: list[tuple[str, str]], what: str) -> None:
+    """A create made of text ``fields`` (this check's text rendering) is refused with 400."""
+    headers, body = wire.text_request(rendering_of(ctx), fields)
+    _refused(ctx, path, headers, body, what)
+
+
+def _refused_entity(ctx: Context, kind: str, attributes: dict[str, Any], what: str,
+                    mixins: list[str] | None = None) -> None:
+    """A create of a well-formed ``kind`` rendering that the model refuses (400)."""
+    headers, body = wire.entity_request(rendering_of(ctx), kind, mixins=mixins,
+                                        attributes=attributes)
+    target = kind if kind in (COMPUTE, STORAGE) else COMPUTE
+    _refused(ctx, kind_location(ctx, target), headers, body, what)
+
+
+def _os_category(ctx: Context) -> str:
     scheme, _, term = os_template(ctx).rpartition("#")
-    return f'Category: {term}; scheme="{scheme}#"; class="mixin"\r\n'
+    return f'{term}; scheme="{scheme}#"; class="mixin"'
 
 
-@SUITE.check("OCCI-TEXT-ERR-001", clause=text("category"), level=Level.MUST, group="errors",
-             writes=True, title="a Category without scheme is refused with 400")
+@SUITE.check("OCCI-TEXT-ERR-001", clause=text("4.1", "Category"), level=Level.MUST,
+             group="errors", writes=True, per_rendering=True, renderings=TEXT,
+             title="a Category without scheme is refused with 400")
 def error_no_scheme(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, COMPUTE), 'Category: compute; class="kind"\r\n'
-             + _os_line(ctx), wire.TEXT_PLAIN, "a Category without scheme")
+    _refused_fields(ctx, kind_location(ctx, COMPUTE), [
+        ("Category", 'compute; class="kind"'), ("Category", _os_category(ctx))],
+        "a Category without scheme")
 
 
-@SUITE.check("OCCI-TEXT-ERR-002", clause=text("category"), level=Level.MUST, group="errors",
-             writes=True, title="a Category with an invalid class is refused with 400")
+@SUITE.check("OCCI-TEXT-ERR-002", clause=text("4.1", "Category"), level=Level.MUST,
+             group="errors", writes=True, per_rendering=True, renderings=TEXT,
+             title="a Category with an invalid class is refused with 400")
 def error_bad_class(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, COMPUTE),
-             f'Category: compute; scheme="{wire.INFRA}"; class="myClass"\r\n' + _os_line(ctx),
-             wire.TEXT_PLAIN, 'class="myClass"')
+    _refused_fields(ctx, kind_location(ctx, COMPUTE), [
+        ("Category", f'compute; scheme="{wire.INFRA}"; class="myClass"'),
+        ("Category", _os_category(ctx))], 'class="myClass"')
 
 
 @SUITE.check("OCCI-CORE-ERR-003", clause=core("kind"), level=Level.MUST, group="errors",
-             writes=True, title="a create naming an unknown kind is refused with 400")
+             writes=True, per_rendering=True,
+             title="a create naming an unknown kind is refused with 400")
 def error_unknown_kind(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, COMPUTE),
-             'Category: nothing; scheme="http://nimbo-conformance.example/occi#"; '
-             'class="kind"\r\n', wire.TEXT_PLAIN, "an unknown kind")
+    _refused_entity(ctx, "http://nimbo-conformance.example/occi#nothing",
+                    {"occi.core.title": ctx.name("unknown-kind")}, "an unknown kind")
 
 
-@SUITE.check("OCCI-CORE-ERR-004", clause=core("attribute") + ", " + text("attributes"),
-             level=Level.MUST, group="errors", writes=True,
+@SUITE.check("OCCI-CORE-ERR-004", clause=core("attribute"), level=Level.MUST, group="errors",
+             writes=True, per_rendering=True,
              title="a create without a required attribute (storage size) is refused with 400")
 def error_missing_required(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, STORAGE),
-             f'Category: storage; scheme="{wire.INFRA}"; class="kind"\r\n'
-             f'X-OCCI-Attribute: occi.core.title="{ctx.name("no-size")}"\r\n',
-             wire.TEXT_PLAIN, "a storage without occi.storage.size")
+    _refused_entity(ctx, STORAGE, {"occi.core.title": ctx.name("no-size")},
+                    "a storage without occi.storage.size")
 
 
-@SUITE.check("OCCI-TEXT-ERR-005", clause=text("attributes"), level=Level.MUST, group="errors",
-             writes=True, title="an unterminated quoted string is refused with 400")
+@SUITE.check("OCCI-TEXT-ERR-005", clause=text("4.3", "attributes"), level=Level.MUST,
+             group="errors", writes=True, per_rendering=True, renderings=TEXT,
+             title="an unterminated quoted string is refused with 400")
 def error_unterminated_quote(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, COMPUTE), COMPUTE_KIND + _os_line(ctx)
-             + 'X-OCCI-Attribute: occi.core.title="unterminated\r\n', wire.TEXT_PLAIN,
-             "an unterminated quote")
+    _refused_fields(ctx, kind_location(ctx, COMPUTE), [
+        ("Category", COMPUTE_KIND), ("Category", _os_category(ctx)),
+        ("X-OCCI-Attribute", 'occi.core.title="unterminated')], "an unterminated quote")
 
 
-@SUITE.check("OCCI-JSON-ERR-006", clause=json_clause("entity"), level=Level.MUST,
-             group="errors", writes=True, title="invalid JSON is refused with 400")
+@SUITE.check("OCCI-JSON-ERR-006", clause=json_clause("3", "the JSON format"),
+             level=Level.MUST, group="errors", writes=True, per_rendering=True,
+             renderings=JSON_ONLY, title="invalid JSON is refused with 400")
 def error_bad_json(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, COMPUTE), '{"kind": "http://schemas.ogf.org/occi/',
-             wire.OCCI_JSON, "truncated JSON")
+    _refused(ctx, kind_location(ctx, COMPUTE), {"Content-Type": rendering_of(ctx)},
+             '{"kind": "http://schemas.ogf.org/occi/', "truncated JSON")
 
 
-@SUITE.check("OCCI-JSON-ERR-007", clause=json_clause("resource"), level=Level.MUST,
-             group="errors", writes=True,
+@SUITE.check("OCCI-JSON-ERR-007", clause=json_clause("3.1.1", "resource"), level=Level.MUST,
+             group="errors", writes=True, per_rendering=True, renderings=JSON_ONLY,
              title="a JSON resource without its kind is refused with 400")
 def error_json_without_kind(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, COMPUTE),
+    _refused(ctx, kind_location(ctx, COMPUTE), {"Content-Type": rendering_of(ctx)},
              json.dumps({"mixins": [os_template(ctx)], "title": ctx.name("kindless")}),
-             wire.OCCI_JSON, "a JSON resource without kind")
+             "a JSON resource without kind")
 
 
-@SUITE.check("OCCI-TEXT-ERR-008", clause=text("text/plain"), level=Level.MUST, group="errors",
-             writes=True, title="a line that is not 'Name: value' is refused with 400")
+@SUITE.check("OCCI-TEXT-ERR-008", clause=text("6", "text/plain"), level=Level.MUST,
+             group="errors", writes=True, per_rendering=True, renderings=BODY_TEXT,
+             title="a line that is not 'Name: value' is refused with 400")
 def error_bad_line(ctx: Context) -> None:
-    _refused(ctx, kind_location(ctx, COMPUTE), COMPUTE_KIND + "this is not OCCI\r\n",
-             wire.TEXT_PLAIN, "a malformed line")
+    headers, body = wire.text_request(rendering_of(ctx), [("Category", COMPUTE_KIND)])
+    _refused(ctx, kind_location(ctx, COMPUTE), headers, body + "this is not OCCI\r\n",
+             "a malformed line")
 
 
-@SUITE.check("OCCI-TEXT-ESC-001", clause=text("attributes"), level=Level.MUST, group="errors",
-             writes=True,
-             title="escaped quotes and commas in a quoted value round-trip (text/occi)")
+@SUITE.check("OCCI-TEXT-ESC-001", clause=text("4.3", "attributes"), level=Level.MUST,
+             group="errors", writes=True, per_rendering=True,
+             title="escaped quotes and commas in a quoted value round-trip")
 def quote_escaping(ctx: Context) -> None:
-    title = f'{ctx.name("quote")} says \\", occi.compute.memory=1.0'
-    headers = {"Content-Type": wire.TEXT_OCCI, "Accept": wire.TEXT_PLAIN,
-               "Category": f'compute; scheme="{wire.INFRA}"; class="kind", '
-                           + _os_line(ctx)[len("Category: "):].strip(),
-               "X-OCCI-Attribute": f'occi.core.title="{title}"'}
-    response = ctx.client.post(kind_location(ctx, COMPUTE), headers=headers, data="")
-    locations = wire.created_locations(wire.TEXT_PLAIN, response)
-    for location in locations:
-        ctx.created(location)
-    ctx.expect_status(response, 201, 200)
-    ctx.expect(locations, "the create names its location", response)
-    got = read(ctx, locations[0], wire.TEXT_PLAIN).title
-    wanted = title.replace('\\"', '"')
-    ctx.expect(got == wanted, f"title {wanted!r}, rendered {got!r}")
+    title = f'{ctx.name("quote")} says ", occi.storage.size=9.0'
+    location = create(ctx, STORAGE, attributes={"occi.core.title": title,
+                                                "occi.storage.size": 1.0})
+    got = read(ctx, location).title
+    ctx.expect(got == title, f"title {title!r}, rendered {got!r}")

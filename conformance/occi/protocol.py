@@ -60,7 +60,8 @@ def neg_accept_header(ctx: Context) -> None:
                response)
 
 
-@SUITE.check("OCCI-TEXT-NEG-004", clause=text("text/plain"), level=Level.SHOULD, group="renderings",
+@SUITE.check("OCCI-TEXT-NEG-004", clause=text("6", "text/plain"),
+             level=Level.SHOULD, group="renderings",
              title="a request without Accept (or */*) is answered in text/plain")
 def neg_default(ctx: Context) -> None:
     for value in ("", "*/*"):
@@ -81,7 +82,8 @@ def neg_content_type_406(ctx: Context) -> None:
     ctx.expect_status(response, 406)
 
 
-@SUITE.check("OCCI-TEXT-URI-001", clause=text("uri-list"), level=Level.MUST, group="renderings",
+@SUITE.check("OCCI-TEXT-URI-001", clause=text("8", "text/uri-list"),
+             level=Level.MUST, group="renderings",
              writes=True, title="text/uri-list on a kind collection lists absolute URIs")
 def uri_list_collection(ctx: Context) -> None:
     location = ctx.need("compute-for-listing")
@@ -95,7 +97,8 @@ def uri_list_collection(ctx: Context) -> None:
                f"the listing names {location}", response)
 
 
-@SUITE.check("OCCI-TEXT-URI-002", clause=text("uri-list"), level=Level.MUST, group="renderings",
+@SUITE.check("OCCI-TEXT-URI-002", clause=text("8", "text/uri-list"),
+             level=Level.MUST, group="renderings",
              writes=True, title="text/uri-list for a single entity is refused with 400")
 def uri_list_entity(ctx: Context) -> None:
     location = ctx.need("compute-for-listing")
@@ -103,7 +106,7 @@ def uri_list_entity(ctx: Context) -> None:
     ctx.expect_status(response, 400)
 
 
-@SUITE.check("OCCI-TEXT-OCCI-001", clause=text("text/occi"), level=Level.MUST,
+@SUITE.check("OCCI-TEXT-OCCI-001", clause=text("7", "text/occi"), level=Level.MUST,
              group="renderings", writes=True,
              title="text/occi answers carry their data in headers and the body OK")
 def text_occi_ok(ctx: Context) -> None:
@@ -116,7 +119,7 @@ def text_occi_ok(ctx: Context) -> None:
                "X-OCCI-Attribute headers", response)
 
 
-@SUITE.check("OCCI-TEXT-ALIAS-001", clause=text("text/plain, field names"), level=Level.SHOULD,
+@SUITE.check("OCCI-TEXT-ALIAS-001", clause=text("6", "text/plain, field names"), level=Level.SHOULD,
              group="renderings", writes=True,
              title="text/plain field names are case-insensitive (category:, x-occi-attribute:)")
 def text_lower_case_fields(ctx: Context) -> None:
@@ -130,7 +133,7 @@ def text_lower_case_fields(ctx: Context) -> None:
     ctx.expect_status(response, 201, 200)
 
 
-@SUITE.check("OCCI-TEXT-ALIAS-002", clause=text("text/occi") + "; aliases",
+@SUITE.check("OCCI-TEXT-ALIAS-002", clause=text("7", "text/occi") + "; aliases",
              level=Level.MAY,
              group="renderings", writes=True,
              title="text/occi accepts X-OCCI-Category as an alias of Category")
@@ -185,7 +188,7 @@ def version_older(ctx: Context) -> None:
         ctx.expect_status(response, 200, what=f"GET /-/ with User-Agent {agent!r}")
 
 
-@SUITE.check("OCCI-HTTP-SEC-001", clause=http("10"), level=Level.SHOULD, group="versions",
+@SUITE.check("OCCI-HTTP-SEC-001", clause=http("12"), level=Level.SHOULD, group="versions",
              title="a request without credentials is refused with 401 and a challenge")
 def unauthenticated(ctx: Context) -> None:
     if not ctx.client.authenticated:

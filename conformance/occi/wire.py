@@ -23,6 +23,9 @@ URI_LIST = "text/uri-list"
 OCCI_JSON = "application/occi+json"
 JSON_TYPES = (OCCI_JSON, "application/json")
 TEXT_TYPES = (TEXT_PLAIN, TEXT_OCCI, "text/occi+plain")
+"""Renderings of the text grammar (Category, Link, X-OCCI-Attribute fields)."""
+BODY_TEXT_TYPES = (TEXT_PLAIN, "text/occi+plain")
+"""Text renderings whose fields are body lines."""
 
 Headers = dict[str, str]
 
@@ -381,3 +384,11 @@ def path_of(location: str) -> str:
 def same_location(a: str, b: str) -> bool:
     """Two locations name the same thing (absolute or path, trailing slash ignored)."""
     return path_of(a).rstrip("/") == path_of(b).rstrip("/")
+
+
+def names_entity(listed: str, location: str) -> bool:
+    """An item of a listing names the entity at ``location``: the same location, or (JSON
+    collections carry ids, not locations) an id ending in the location's last segment."""
+    tail = location.rstrip("/").rsplit("/", 1)[-1]
+    return same_location(listed, location) or listed.rsplit(":", 1)[-1] == tail
+

@@ -29,9 +29,18 @@ BREAKS = frozenset({
     "links-not-rendered", "action-state-ignored", "undefined-action-ok", "stop-ignored",
     "mixin-post-ignored", "mixin-put-appends", "filter-ignored", "no-413", "bad-json-500",
     "unterminated-quote-ok", "missing-size-ok", "not-found-200", "no-challenge",
+    "put-create-404", "collection-action-everyone", "save-no-template", "ssh-key-dropped",
+    "userdata-dropped",
 })
 
-KINDS = {"compute": ("start stop restart suspend", ("active", "inactive")),
+CREDENTIALS = "http://schemas.ogf.org/occi/infrastructure/credentials#"
+CONTEXT = "http://schemas.ogf.org/occi/infrastructure/compute#"
+CONTEXT_MIXINS = {  # contextualization mixins: type id -> (location, its attribute)
+    CREDENTIALS + "ssh_key": ("/mixin/ssh_key/", "occi.credentials.ssh.publickey"),
+    CONTEXT + "user_data": ("/mixin/user_data/", "occi.compute.userdata"),
+}
+
+KINDS = {"compute": ("start stop restart suspend save", ("active", "inactive")),
          "storage": ("online offline", ("online", "offline")),
          "network": ("up down", ("active", "inactive")),
          "storagelink": ("", ("active", "active")),
@@ -39,6 +48,10 @@ KINDS = {"compute": ("start stop restart suspend", ("active", "inactive")),
 
 
 class BadRequest(Exception):
+    pass
+
+
+class Conflict(Exception):
     pass
 
 
@@ -78,6 +91,7 @@ class Toy:
         assert not unknown, unknown
         self.things: dict[str, Thing] = {}
         self.user_mixins: dict[str, str] = {}  # type id -> location
+        self.saved: dict[str, str] = {}  # OS templates made by save: type id -> location
 
     # --- reading requests ---
 
@@ -174,6 +188,14 @@ class Toy:
                      f'class="kind"{entity_location}')
         lines.append(f'Category: img; scheme="{TPL}"; class="mixin"; rel="{INFRA}os_tpl"; '
                      'location="/os_tpl/img/"')
+        for type_id, location in self.saved.items():
+            scheme, _, term = type_id.rpartition("#")
+            lines.append(f'Category: {term}; scheme="{scheme}#"; class="mixin"; '
+                         f'rel="{INFRA}os_tpl"; location="{location}"')
+        for type_id, (location, attribute) in CONTEXT_MIXINS.items():
+            scheme, _, term = type_id.rpartition("#")
+            lines.append(f'Category: {term}; scheme="{scheme}#"; class="mixin"; '
+                         f'location="{location}"; attributes="{attribute}{{required}}"')
         for type_id, location in self.user_mixins.items():
             scheme, _, term = type_id.rpartition("#")
             lines.append(f'Category: {term}; scheme="{scheme}#"; class="mixin"; '
@@ -212,6 +234,8 @@ class Toy:
             response = self.dispatch(request)
         except BadRequest as exc:
             response = self.error(400, str(exc))
+        except Conflict as exc:
+            response = self.error(409, str(exc))
         if "no-server-version" not in self.breaks:
             response.headers["Server"] = "toy/1.0 OCCI/1.2"
         return response(environ, start_response)
@@ -248,6 +272,9 @@ class Toy:
             return self.mixin_collection(request, path)
         if len(parts) == 2 and parts[0] in KINDS and parts[1] in self.things:
             return self.entity(request, parts[0], parts[1])
+        if len(parts) == 2 and parts[0] in KINDS and request.method == "PUT" \
+                and "put-create-404" not in self.breaks:
+            return self.create(request, parts[0], parts[1])
         if "not-found-200" in self.breaks:
             return self.answer(request, [])
         return self.error(404, "nothing here")
@@ -266,6 +293,7 @@ class Toy:
             type_id = scheme + term
             if request.method == "DELETE":
                 self.user_mixins.pop(type_id, None)
+                self.saved.pop(type_id, None)
                 continue
             if "user-mixin-refused" in self.breaks or scheme.startswith(
                     "http://schemas.ogf.org/"):
@@ -294,9 +322,12 @@ class Toy:
             return self.answer(request, [f"X-OCCI-Location: {base}/{kind}/{i}" for i, _ in found])
         if request.method != "POST":
             return self.error(405, "no")
+        return self.create(request, kind, str(uuid.uuid4()))
+
+    def create(self, request: Request, kind: str, ident: str) -> Response:
+        """A ``kind`` entity ``ident`` from the request (POST to the collection or PUT)."""
         categories = self.categories(request)
-        kinds = [t for t, s, c, _ in categories if c == "kind"]
-        if kinds != [kind]:
+        if [t for t, _, c, _ in categories if c == "kind"] != [kind]:
             raise BadRequest(f"a {kind} kind is needed")
         attributes = self.attributes(request)
         if "title-dropped" in self.breaks:
@@ -304,11 +335,14 @@ class Toy:
         if kind == "storage" and "occi.storage.size" not in attributes and \
                 "missing-size-ok" not in self.breaks:
             raise BadRequest("occi.storage.size is required")
+        for fault, attribute in (("ssh-key-dropped", "occi.credentials.ssh.publickey"),
+                                 ("userdata-dropped", "occi.compute.userdata")):
+            if fault in self.breaks:
+                attributes.pop(attribute, None)
         attributes[f"occi.{kind}.state"] = KINDS[kind][1][1]
-        ident = str(uuid.uuid4())
         mixins = [s + t for t, s, c, _ in categories if c == "mixin"]
         self.things[ident] = Thing(kind, attributes, mixins)
-        location = f"{base}/{kind}/{ident}"
+        location = f"{request.host_url.rstrip('/')}/{kind}/{ident}"
         if "create-no-location" in self.breaks:
             return self.answer(request, [], status=201)
         return self.answer(request, [f"X-OCCI-Location: {location}"], status=201,
@@ -349,20 +383,36 @@ class Toy:
             raise BadRequest(f"no action {term}")
         if [t for t, _, c, _ in self.categories(request) if c == "action"] != [term]:
             raise BadRequest("the body names another action")
+        self.perform(kind, thing, term, self.attributes(request))
+        return self.answer(request, self.entity_lines(request, ident, thing))
+
+    def perform(self, kind: str, thing: Thing, term: str, params: dict[str, Any]) -> None:
+        """Action ``term`` on ``thing`` (BadRequest/409 if it cannot be done)."""
         state_key = f"occi.{kind}.state"
         target = {"start": "active", "stop": "inactive", "up": "active", "down": "inactive",
                   "online": "online", "offline": "offline"}.get(term)
         if kind == "compute" and thing.attributes[state_key] == target and \
                 "action-state-ignored" not in self.breaks:
-            return self.error(409, f"already {target}")
+            raise Conflict(f"already {target}")
         thing.touched = True
+        if term == "save" and "save-no-template" not in self.breaks:
+            name = str(params.get("name") or uuid.uuid4().hex[:8])
+            self.saved[f"{TPL}{name}"] = f"/os_tpl/{name}/"
         if target and not (term == "stop" and "stop-ignored" in self.breaks):
             thing.attributes[state_key] = target
-        return self.answer(request, self.entity_lines(request, ident, thing))
 
     def mixin_collection(self, request: Request, path: str) -> Response:
         type_id = next(t for t, p in self.user_mixins.items() if p == path)
         base = request.host_url.rstrip("/")
+        if request.method == "POST" and "action" in request.args:
+            term = request.args["action"]
+            if [t for t, _, c, _ in self.categories(request) if c == "action"] != [term]:
+                raise BadRequest("the body names another action")
+            everyone = "collection-action-everyone" in self.breaks
+            for thing in self.things.values():
+                if thing.kind == "compute" and (everyone or type_id in thing.mixins):
+                    self.perform(thing.kind, thing, term, self.attributes(request))
+            return self.answer(request, [])
         if request.method in ("POST", "PUT", "DELETE"):
             named = [v.split("/")[-1] for n, v in self.fields(request) if n == "x-occi-location"]
             if request.method == "PUT" and "mixin-put-appends" not in self.breaks:

@@ -49,6 +49,11 @@ CASES = {
     "no-413": "OCCI-HTTP-PAG-003",
     "bad-json-500": "OCCI-JSON-ERR-006",
     "unterminated-quote-ok": "OCCI-TEXT-ERR-005",
+    "put-create-404": "OCCI-HTTP-ENT-012",
+    "collection-action-everyone": "OCCI-HTTP-ACT-008",
+    "save-no-template": "OCCI-INFRA-ACT-009",
+    "ssh-key-dropped": "OCCI-INFRA-CTX-001",
+    "userdata-dropped": "OCCI-INFRA-CTX-002",
 }
 
 
@@ -80,6 +85,7 @@ def test_unbroken_server_passes_the_checks_under_test(unbroken: Report, check_id
 
 def test_unbroken_server_leaves_nothing_behind(unbroken: Report) -> None:
     assert unbroken.cleanup_errors == []
+    assert unbroken.left_behind == []  # the toy lets the saved template go through the QI
 
 
 @pytest.mark.parametrize(("fault", "check_id"), sorted(CASES.items()))
@@ -91,3 +97,4 @@ def test_a_fault_fails_its_check(fault: str, check_id: str) -> None:
     if fault not in ("create-no-location", "delete-500"):  # nothing to be done about these
         assert not app.things, "the run left entities behind"
     assert not app.user_mixins, "the run left user mixins behind"
+    assert not app.saved, "the run left saved OS templates behind"

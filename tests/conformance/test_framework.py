@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from conformance.framework import Context, Level, Outcome, Runner, Settings, Suite
+from conformance.framework import (
+    Context,
+    LeftBehind,
+    Level,
+    Outcome,
+    Runner,
+    Settings,
+    Suite,
+)
 from conformance.http import Client, Credentials
 from tests.conformance.servers import serving
 
@@ -135,6 +143,44 @@ def test_ctrl_c_stops_the_run_and_still_cleans_up(url: str) -> None:
     assert report.interrupted and report.exit_status == 130
     assert "TOY-10" not in [r.check.id for r in report.results]
     assert "DELETE /things/x" in LOG
+
+
+def test_a_check_runs_in_the_renderings_that_express_it(url: str) -> None:
+    suite = Suite("r", title="R")
+    seen: list[str | None] = []
+
+    @suite.check("R-1", clause="c", level=Level.MUST, title="t", group="g",
+                 per_rendering=True, renderings=("y", "z"))
+    def some(ctx: Context) -> None:
+        seen.append(ctx.rendering)
+
+    @suite.check("R-2", clause="c", level=Level.MUST, title="t", group="g",
+                 per_rendering=True, renderings=("z",))
+    def fallback(ctx: Context) -> None:
+        seen.append(ctx.rendering)
+
+    report = Runner(suite, Settings(base_url=url, renderings=("x", "y")), Client(url)).run()
+    assert [r.name for r in report.results] == ["R-1 [y]", "R-2 [z]"]
+    assert seen == ["y", "z"]  # no run rendering expresses it, so its own first one
+    with pytest.raises(ValueError, match="per_rendering"):
+        suite.check("R-3", clause="c", level=Level.MUST, title="t", group="g",
+                    renderings=("x",))(lambda ctx: None)
+
+
+def test_what_the_server_keeps_is_reported_as_left_behind(url: str) -> None:
+    suite = Suite("k", title="K")
+
+    @suite.check("K-1", clause="c", level=Level.MUST, title="t", group="g", writes=True)
+    def keeps(ctx: Context) -> None:
+        def refuse() -> None:
+            raise LeftBehind("the server refuses (403)")
+
+        ctx.on_cleanup("remove template T", refuse)
+        ctx.created(ctx.client.url("/things/k"))
+
+    report = Runner(suite, Settings(base_url=url), Client(url)).run()
+    assert report.left_behind == ["remove template T: the server refuses (403)"]
+    assert report.cleanup_errors == [] and "DELETE /things/k" in LOG
 
 
 def test_duplicate_ids_are_refused() -> None:

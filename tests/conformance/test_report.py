@@ -18,7 +18,7 @@ GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "conformance"
 
 
 def _check(check_id: str, level: Level, title: str) -> Check:
-    return Check(check_id, "OCCI 1.2 HTTP Protocol §7.1", level, title, "query-interface",
+    return Check(check_id, "OCCI 1.2 HTTP Protocol §9.1", level, title, "query-interface",
                  lambda ctx: None)
 
 
@@ -41,7 +41,9 @@ def fixed_report() -> Report:
                   Settings(base_url="http://cloud.example/", renderings=("text/plain",),
                            prefix="nimbo-conformance-test"),
                   started=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), duration=1.5,
-                  results=results, cleanup_errors=["DELETE http://cloud.example/compute/1: 409"])
+                  results=results, cleanup_errors=["DELETE http://cloud.example/compute/1: 409"],
+                  left_behind=["remove saved OS template http://cloud.example/os#saved: the "
+                               "server refuses (403)"])
 
 
 def test_json_report_matches_its_golden_file() -> None:
