@@ -117,7 +117,9 @@ SETTINGS: tuple[Setting, ...] = (
         "network_mode",
         "isolated",
         str,
-        "Forward mode of new networks: 'isolated', 'nat', or 'bridge' (to network_bridge_device).",
+        "Forward mode of new networks: 'isolated' (guests reach only each other; the host has no "
+        "address on the bridge), 'nat' (the host is the gateway), or 'bridge' (to "
+        "network_bridge_device).",
     ),
     Setting(
         "network_bridge_device", "", str, "Host interface new networks bridge to in 'bridge' mode."

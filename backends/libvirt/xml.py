@@ -399,10 +399,14 @@ def _host_address(spec: NetworkSpec) -> tuple[str, str] | None:
 def network_xml(spec: NetworkSpec, *, virtual_switch: str = "linux") -> str:
     """The libvirt network of ``spec``.
 
-    ``isolated``: a bridge libvirt creates, no ``<forward>``. ``nat``: the same with
-    ``<forward mode='nat'/>``. Both get ``<ip>`` (the gateway on the host side) when the spec
-    has an address plan, never a DHCP range: guests are configured by contextualization.
-    ``bridge``: ``<forward mode='bridge'/>`` onto the existing host bridge ``bridge_device``.
+    ``isolated``: a bridge libvirt creates, no ``<forward>`` and no ``<ip>``: the guests
+    reach each other and nothing else. The host takes no address on the bridge, so it offers
+    the guests none of its own services (no dnsmasq, no API, no sshd) and routes nothing; the
+    network's ``occi.network.gateway`` is left for a guest that routes. ``nat``: the bridge
+    with ``<forward mode='nat'/>`` and ``<ip>``, the host being the gateway that masquerades,
+    when the spec has an address plan. Never a DHCP range: guests are configured by
+    contextualization. ``bridge``: ``<forward mode='bridge'/>`` onto the existing host bridge
+    ``bridge_device``.
 
     VLANs: libvirt accepts ``<vlan>`` in a network only for Open vSwitch (and hostdev/macvtap
     passthrough modes); on a plain Linux bridge it refuses the definition ("<vlan> element
@@ -424,7 +428,7 @@ def network_xml(spec: NetworkSpec, *, virtual_switch: str = "linux") -> str:
     elif spec.mode != "isolated":
         raise BackendError(f"unsupported network mode {spec.mode!r} (isolated, nat or bridge)")
     _sub(root, "bridge", name=bridge_name(spec.id), stp="on", delay="0")
-    plan = _host_address(spec)
+    plan = _host_address(spec) if spec.mode == "nat" else None
     if plan is not None:
         _sub(root, "ip", address=plan[0], netmask=plan[1])
     return _render(root)
