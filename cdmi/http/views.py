@@ -356,6 +356,7 @@ def cdmi(subpath: str) -> Response:
         charset,
         content_range(request.headers.get("Content-Range")),
         partial=_partial(),
+        declared=request.content_length,  # None for a chunked body
     )
     if written.created and request.headers.get("Content-Range"):
         response = _empty(201)
@@ -380,7 +381,9 @@ def _post(where: Target) -> Response:
         raise InvalidRequest(f"POST of {cdmi_type} is not offered here (its capability is absent)")
     mimetype = content.raw if content is not None else None
     charset = content.charset if content is not None else None
-    written = service.post_plain(principal, where, _chunks(), mimetype, charset)
+    written = service.post_plain(
+        principal, where, _chunks(), mimetype, charset, declared=request.content_length
+    )
     response = _empty(201)
     response.headers["Location"] = _absolute(service.uri_of(written.state))
     return response

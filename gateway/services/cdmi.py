@@ -4,7 +4,9 @@ Metadata, ACLs and the tree live in the state store (``cdmi_objects``); values l
 blob store, keyed by object ID. A write stages its value first (outside any lock: an upload may
 take minutes), then checks and changes the rows in one write transaction and publishes the
 staged value as the last step of that transaction. A failed check discards the staged value:
-nothing is lost or half-written, and no reader ever sees a partial value.
+nothing is lost or half-written, and no reader ever sees a partial value. A plain-HTTP upload
+that announces its length is checked against the byte quota before its body is read as well
+(:meth:`CdmiService._check_upload`); the check in the transaction stays the binding one.
 
 Access counting (``cdmi_atime``/``cdmi_acount``) is batched per process (see
 :class:`AccessLog`) so that reads do not each take the store's write lock.
@@ -661,12 +663,9 @@ class CdmiService:
         name = None
         if path is not None:
             name = path.rstrip("/").rsplit("/", 1)[-1]
-        # A container's children take its group (a setgid directory); what is created in the
-        # root or by ID only gets the creator's default (see gateway.services.tenancy).
-        if parent is not None and parent.path != "":
-            group = parent.group
-        else:
-            group = self.tenancy.default_for(principal)
+        group = self._new_group(
+            principal, parent.path if parent else None, parent.group if parent else None
+        )
         return CdmiObjectRow(
             id=objectid.new(self.enterprise),
             kind=kind,
@@ -689,6 +688,24 @@ class CdmiService:
             acount=0,
             mcount=0,
         )
+
+    def _new_group(
+        self, principal: Principal, parent_path: str | None, parent_group: str | None
+    ) -> str | None:
+        """The group of a new object before any the request names: a container's children
+        take its group (a setgid directory); what is created in the root or by ID only gets
+        the creator's default (see gateway.services.tenancy)."""
+        if parent_path:  # neither None (by ID) nor "" (the root)
+            return parent_group
+        return self.tenancy.default_for(principal)
+
+    def _check_upload(
+        self, principal: Principal, owner: str, group: str | None, growth: int
+    ) -> None:
+        """The quota's refusal of an upload of known length before its body is read (see
+        Quotas.check_cdmi_upload; the check after staging stays)."""
+        with self.store.session() as session:
+            self.quotas.check_cdmi_upload(session, principal, owner, group, growth)
 
     def _check_new_path(self, path: str, target: Target) -> None:
         if target.in_snapshot:
@@ -974,8 +991,10 @@ class CdmiService:
         content_range: tuple[int, int] | None,
         *,
         partial: bool = False,
+        declared: int | None = None,
     ) -> Written:
-        """Plain HTTP PUT of a data object's value (create or replace, or a byte range)."""
+        """Plain HTTP PUT of a data object's value (create or replace, or a byte range);
+        ``declared``: the body's length when the client gave it (Content-Length)."""
         if target.kind == ID_ROOT:
             raise InvalidRequest("PUT needs an object ID or a path")
         # Refuse before reading a possibly huge body.
@@ -991,9 +1010,18 @@ class CdmiService:
                     raise NotFound(f"the parent container {self.root_uri}{holder} does not exist")
                 self._require(state_of(parent), principal, acl.ADD_OBJECT, "create data objects in")
                 self._check_free(reader, path, target, principal)
+                owner = principal.name
+                group = self._new_group(principal, parent["path"], parent["group"])
+                size_before = 0
             else:
                 state = self._of_kind(state_of(existing), DATAOBJECT)
                 self._require(state, principal, acl.WRITE_OBJECT, "write")
+                owner, group, size_before = existing["owner"], existing["group"], existing["size"]
+        if declared is not None:
+            # the size after the write: a whole value's, or a range's end past the current one
+            first = content_range[0] if content_range is not None else None
+            after = declared if first is None else max(size_before, first + declared)
+            self._check_upload(principal, owner, group, after - size_before)
         if content_range is None:
             staged, encoding = self._stage_upload(chunks, charset)
             with staged:
@@ -1013,13 +1041,20 @@ class CdmiService:
         chunks: Iterable[bytes],
         mimetype: str | None,
         charset: str | None,
+        *,
+        declared: int | None = None,
     ) -> Written:
         """Plain HTTP POST: a server-named data object in a container, or (to
-        ``cdmi_objectid/``) an object reachable by ID only."""
+        ``cdmi_objectid/``) an object reachable by ID only; ``declared`` as for put_plain."""
         if target.kind != ID_ROOT:
             container = self._container_for_post(principal, target)
             child = Target(PATH, container + objectid.new(self.enterprise))
-            return self.put_plain(principal, child, chunks, mimetype, charset, None)
+            return self.put_plain(
+                principal, child, chunks, mimetype, charset, None, declared=declared
+            )
+        group = self.tenancy.default_for(principal)
+        if declared is not None:
+            self._check_upload(principal, principal.name, group, declared)
         staged, encoding = self._stage_upload(chunks, charset)
         with staged:
             return self._create_id_only(
@@ -1029,7 +1064,7 @@ class CdmiService:
                 mimetype or "application/octet-stream",
                 {},
                 None,
-                self.tenancy.default_for(principal),
+                group,
             )
 
     def _stage_upload(self, chunks: Iterable[bytes], charset: str | None) -> tuple[StagedBlob, str]:

@@ -233,6 +233,34 @@ class Quotas:
         if demand:
             self._enforce(session, demand, self._limits(session, demand))
 
+    def check_cdmi_upload(
+        self,
+        session: Session,
+        principal: Principal,
+        owner: str,
+        group: str | None,
+        growth: int,
+    ) -> None:
+        """Before the body of an upload of known length is read: refuse, with the same
+        :class:`QuotaExceeded` as :meth:`check_cdmi` would give once the value is staged, an
+        upload that grows ``owner`` and ``group`` by ``growth`` bytes past a limit.
+
+        This reads without a lock, so it only spares reading and staging a body that cannot
+        fit; :meth:`check_cdmi` in the write transaction remains the check that holds under
+        concurrency (and the only one for bodies of unknown length)."""
+        if self._exempt(principal) or growth <= 0:
+            return
+        demand: dict[Holder, Amounts] = {}
+        _add(demand, _holders(owner, group), {"cdmi_bytes": growth})
+        limits = self._limits(session, demand)
+        for holder in sorted(demand):
+            limit = limits[holder].get("cdmi_bytes")
+            if limit is None:
+                continue
+            use = self.use(session, holder, ["cdmi_bytes"])["cdmi_bytes"] + growth
+            if use > limit + _EPSILON:
+                raise _exceeded(holder, "cdmi_bytes", limit, use, growth)
+
     def _exempt(self, principal: Principal) -> bool:
         return self.exempt_admins and principal.is_admin
 
@@ -287,11 +315,7 @@ class Quotas:
             for resource in resources:
                 limit, asked = limits[holder][resource], demand[holder][resource]
                 if use[resource] > limit + _EPSILON:
-                    raise QuotaExceeded(
-                        f"quota exceeded: {_named(resource)} for {holder[0]} {holder[1]}: "
-                        f"limit {amount_text(limit)}, in use {amount_text(use[resource] - asked)}"
-                        f", this request {amount_text(asked)}"
-                    )
+                    raise _exceeded(holder, resource, limit, use[resource], asked)
 
     def _lock(self, session: Session, holders: Iterable[Holder]) -> None:
         """PostgreSQL: serialise the checks of each holder until this transaction ends."""
@@ -370,6 +394,18 @@ def _add(demand: dict[Holder, Amounts], holders: list[Holder], amounts: Amounts)
         mine = demand.setdefault(holder, {})
         for resource, amount in amounts.items():
             mine[resource] = mine.get(resource, 0) + amount
+
+
+def _exceeded(
+    holder: Holder, resource: str, limit: float, use: float, asked: float
+) -> QuotaExceeded:
+    """The refusal of a request for ``asked`` of ``resource`` that would bring ``holder``'s
+    use to ``use``."""
+    return QuotaExceeded(
+        f"quota exceeded: {_named(resource)} for {holder[0]} {holder[1]}: "
+        f"limit {amount_text(limit)}, in use {amount_text(use - asked)}"
+        f", this request {amount_text(asked)}"
+    )
 
 
 def _named(resource: str) -> str:

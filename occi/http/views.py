@@ -111,7 +111,7 @@ def _server_header(response: Response) -> Response:
     # RFC 9110 spelling ("201 Created").
     with contextlib.suppress(ValueError):
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
-    if response.status_code >= 400 and request.content_length:
+    if response.status_code >= 400 and 0 < (request.content_length or 0) <= UNREAD_BODY_DRAIN:
         _drain_unread_body()
     if request.blueprint != "cdmi":  # CDMI answers name their own types
         response.headers.setdefault(
@@ -126,8 +126,10 @@ def _drain_unread_body() -> None:
 
     gunicorn drains at most 64 KiB of a body the application left unread and then closes the
     connection, though it has answered ``Connection: keep-alive`` (it ignores an application's
-    ``Connection`` header): the client's next request on it fails. Beyond the bound the
-    connection is lost either way; clients retry on a new one."""
+    ``Connection`` header): the client's next request on it fails. A body announced longer
+    than the bound is not drained at all: the connection is lost either way (clients retry on
+    a new one), and the answer (a refusal decided before the body, such as a CDMI upload over
+    its quota) goes out at once instead of after the bound's worth of reading."""
     stream: Any
     try:
         stream = request.stream

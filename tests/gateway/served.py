@@ -1,6 +1,6 @@
 """A real gunicorn with the settings of ``nimbo serve`` (``gateway.gunicorn_conf``, one worker)
 on 127.0.0.1, over HTTP or HTTPS, and raw requests to it: what the tests of the server's own
-answers (test_hardening) and of early refusals (test_quotas) talk to."""
+answers (test_hardening) and of refusals before a body is read (test_quotas) talk to."""
 
 from __future__ import annotations
 
@@ -89,6 +89,22 @@ def read_all(connection: socket.socket) -> bytes:
         while chunk := connection.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def read_answer(connection: socket.socket) -> Answer:
+    """One answer read off an open connection: its head, then Content-Length bytes (the
+    server may keep the connection open)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, f"the connection closed before a whole head: {data!r}"
+        data += chunk
+    answer = Answer.parse(data)
+    while len(answer.body) < int(answer.headers.get("content-length", "0")):
+        chunk = connection.recv(65536)
+        assert chunk, f"the connection closed before the whole body: {data!r}"
+        answer = Answer.parse(answer.raw + chunk)
+    return answer
 
 
 def free_port() -> int:

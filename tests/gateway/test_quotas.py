@@ -5,32 +5,41 @@ a refusal; resizes and CDMI overwrites that grow; group sums; deletes that free;
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
+from backends.blobfs import STAGING_DIR
 from gateway.cli import main
 from gateway.config import Config
 from gateway.errors import ConfigurationError, InvalidRequest
 from gateway.services.quotas import Quotas, limits_setting, parse_limit
 from gateway.services.tenancy import GROUP_ATTRIBUTE
+from gateway.store.db import Store
 from gateway.store.models import QuotaLimit, User
-from tests.gateway.cdmi_client import Cdmi
+from occi.http.views import UNREAD_BODY_DRAIN
+from tests.gateway.cdmi_client import CONTAINER, VERSION, Cdmi
 from tests.gateway.conftest import (
     IMAGE,
     INFRA,
     OS_SCHEME,
+    PASSWORD,
     Node,
     NodeFactory,
+    basic,
     category,
     compute_categories,
     path_of,
     text_plain,
 )
+from tests.gateway.served import gunicorn, read_answer
 from tests.gateway.test_cdmi import snapshot_of
 
 pytestmark = pytest.mark.redis
@@ -381,6 +390,156 @@ def test_plain_http_and_id_only_uploads_are_counted(cdmi: Cdmi) -> None:
     refused(plain, "limit 100, in use 70, this request 31")
     refused(by_id, "limit 100, in use 70, this request 31")
     assert snapshot_of(cdmi.node) == before
+
+
+# --- uploads of a known length are refused before their body is read ----------------------
+
+
+class Watched(io.BytesIO):
+    """A request body (the test client's wsgi.input) that notes whether anything read it
+    (the test client only measures it with tell and seek)."""
+
+    touched = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.touched = True
+        return super().read(size)
+
+    def read1(self, size: int | None = -1) -> bytes:
+        self.touched = True
+        return super().read1(size)
+
+    def readinto(self, buffer: Any) -> int:
+        self.touched = True
+        return super().readinto(buffer)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self.touched = True
+        return super().readline(size)
+
+
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def upload(c: Cdmi, method: str, path: str, body: Watched, length: int | None,
+           **headers: str) -> Any:
+    """A plain-HTTP upload of ``body``, with its Content-Length (``length``: None, chunked
+    instead)."""
+    assert length is None or length == len(body.getvalue())
+    if length is None:
+        return c.request(method, path, input_stream=body, environ_overrides={
+            "wsgi.input_terminated": True}, headers={**OCTETS, "Transfer-Encoding": "chunked",
+                                                     **headers})
+    return c.request(method, path, input_stream=body, headers={**OCTETS, **headers})
+
+
+def staging(node: Node) -> list[Path]:
+    return list((Path(node.config.effective_blob_dir) / STAGING_DIR).iterdir())
+
+
+# Longer than the bound to which a refused request's body is drained before the answer (so
+# that the connection can serve another request): such a body is read by nobody if the
+# service refuses it before reading.
+BIG = UNREAD_BODY_DRAIN + 1
+
+
+def test_an_upload_over_the_quota_is_refused_before_its_body_is_read(cdmi: Cdmi) -> None:
+    assert cdmi.request("PUT", "box/p", data=b"\0" * 70, headers=OCTETS).status_code == 201
+    before = snapshot_of(cdmi.node)
+    cases = [  # method, path, Content-Length, more headers, what it grows alice by
+        ("PUT", "box/q", BIG, {}, BIG),  # a new object
+        ("PUT", "box/p", BIG, {}, BIG - 70),  # a whole overwrite
+        ("PUT", "box/p", BIG, {"Content-Range": f"bytes 80-{80 + BIG - 1}/{80 + BIG}"},
+         80 + BIG - 70),  # a range write past the end
+        ("POST", "box/", BIG, {}, BIG),  # a server-named child
+        ("POST", "cdmi_objectid/", BIG, {}, BIG),  # an object by ID only
+    ]
+    for method, path, length, more, growth in cases:
+        body = Watched(bytes(length))
+
+        response = upload(cdmi, method, path, body, length, **more)
+
+        # the 409 and message of the check after staging (see the chunked test below)
+        refused(response, "quota exceeded: cdmi_bytes for user alice: limit 100, in use 70, "
+                          f"this request {growth}")
+        assert not body.touched, (method, path, more)
+        assert snapshot_of(cdmi.node) == before
+        assert staging(cdmi.node) == []
+    small = Watched(b"\0" * 31)  # refused alike; then drained (not staged) for keep-alive
+    refused(upload(cdmi, "PUT", "box/q", small, 31), "in use 70, this request 31")
+    assert snapshot_of(cdmi.node) == before
+    fits = Watched(b"\1" * 30)
+    assert upload(cdmi, "PUT", "box/q", fits, 30).status_code == 201
+    assert fits.touched and cdmi.request("GET", "box/q").get_data() == b"\1" * 30
+
+
+def test_a_group_byte_quota_refuses_an_upload_before_its_body_is_read(physics: Node) -> None:
+    set_limits(physics, "group", "physics", cdmi_bytes=100)
+    alice, bob = Cdmi(physics, "alice"), Cdmi(physics, "bob")
+    alice.mkdir("a/", {"metadata": {GROUP_ATTRIBUTE: "physics"}})
+    bob.mkdir("b/", {"metadata": {GROUP_ATTRIBUTE: "physics"}})
+    assert alice.request("PUT", "a/x", data=b"x" * 60, headers=OCTETS).status_code == 201
+    before = snapshot_of(physics)
+    body = Watched(bytes(BIG))
+
+    response = upload(bob, "PUT", "b/y", body, BIG)  # in a container of the group: its bytes
+
+    refused(response, "quota exceeded: cdmi_bytes for group physics: limit 100, in use 60, "
+                      f"this request {BIG}")
+    assert not body.touched
+    assert snapshot_of(physics) == before
+    assert upload(bob, "PUT", "b/y", Watched(b"y" * 40), 40).status_code == 201
+
+
+def test_a_chunked_upload_over_the_quota_is_refused_after_staging(cdmi: Cdmi) -> None:
+    """Without a Content-Length the size is known once the body is read and staged: the
+    check in the write transaction refuses it and the staged value is discarded."""
+    assert cdmi.request("PUT", "box/p", data=b"\0" * 70, headers=OCTETS).status_code == 201
+    before = snapshot_of(cdmi.node)
+    for method, path in (("PUT", "box/q"), ("POST", "cdmi_objectid/")):
+        body = Watched(b"\0" * 31)
+
+        response = upload(cdmi, method, path, body, None)
+
+        refused(response, "limit 100, in use 70, this request 31")
+        assert body.touched
+        assert snapshot_of(cdmi.node) == before
+        assert staging(cdmi.node) == []
+
+
+def test_over_a_real_server_the_refusal_comes_before_the_body_is_sent(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """gunicorn as nimbo serve runs it: a PUT announcing 64 MiB past a 1 MiB quota is
+    answered while the client has sent its head only. Were the body read first, the
+    answer would never come (the client sends none) and the read would time out."""
+    with gunicorn(tmp_path, redis_url) as served:
+        store = Store(served.database)
+        with store.session(write=True) as session:
+            session.add(QuotaLimit(scope="user", name="alice", resource="cdmi_bytes",
+                                   maximum=float(1 << 20)))
+        store.dispose()
+        made = requests.put(f"{served.url}/cdmi/box/", data="{}", timeout=10,
+                            auth=("alice", PASSWORD),
+                            headers={**VERSION, "Content-Type": CONTAINER})
+        assert made.status_code == 201, made.text
+        blobs = served.data_dir / "blobs"
+        files = sorted(p for p in blobs.rglob("*") if p.is_file())
+        head = (b"PUT /cdmi/box/big HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+                + basic("alice")["Authorization"].encode()
+                + b"\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                % (64 << 20))
+        with served.connect() as connection:
+            connection.sendall(head)  # and not one byte of the body
+            answer = read_answer(connection)
+
+        assert answer.status == 409, answer.raw
+        assert ("quota exceeded: cdmi_bytes for user alice: limit 1048576, in use 0, this "
+                "request 67108864") in answer.text
+        assert sorted(p for p in blobs.rglob("*") if p.is_file()) == files
+        assert list((blobs / STAGING_DIR).iterdir()) == []
+        gone = requests.get(f"{served.url}/cdmi/box/big", auth=("alice", PASSWORD), timeout=10)
+        assert gone.status_code == 404
 
 
 def test_range_writes_count_what_they_add_past_the_end(cdmi: Cdmi) -> None:
