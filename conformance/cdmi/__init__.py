@@ -1,6 +1,7 @@
 """The CDMI 1.1.1 suite: version negotiation, media types, capabilities and their
 truthfulness, containers, data objects in CDMI and plain HTTP, object IDs, field selection,
-metadata, refusals and ACL effects between two users (see README.md).
+metadata, refusals, copy, move and snapshots, and ACL effects between two users (see
+README.md).
 
 Check modules register in catalogue order: their import order is the run's order."""
 
@@ -11,6 +12,7 @@ from conformance.cdmi import containers  # noqa: F401
 from conformance.cdmi import dataobjects  # noqa: F401
 from conformance.cdmi import ids  # noqa: F401
 from conformance.cdmi import metadata  # noqa: F401
+from conformance.cdmi import copies  # noqa: F401
 from conformance.cdmi import acl  # noqa: F401
 
 __all__ = ["SUITE"]

@@ -27,8 +27,10 @@ BREAKS = frozenset({
     "update-drops-mimetype", "bad-base64-ok", "no-206", "plain-wrong-type", "bad-crc",
     "corrupt-id-found", "container-by-id-404", "fields-ignored", "metadata-merged",
     "size-settable", "short-times", "bad-json-500", "acl-ignored", "acl-grant-ignored",
-    "grant-allows-write",
+    "grant-allows-write", "copy-same-id", "container-copy-shallow", "move-keeps-source",
+    "container-move-drops-children", "snapshot-live", "no-snapshots-field",
 })
+SNAPSHOTS = "cdmi_snapshots/"
 
 VERSION = "X-CDMI-Specification-Version"
 OBJECT, CONTAINER = "application/cdmi-object", "application/cdmi-container"
@@ -41,7 +43,10 @@ CAPABILITIES = {
          "cdmi_post_dataobject_by_ID": "true", "cdmi_security_access_control": "true"},
     "container/": {"cdmi_list_children": "true", "cdmi_list_children_range": "true",
                    "cdmi_create_container": "true", "cdmi_delete_container": "true",
-                   "cdmi_post_dataobject": "true", "cdmi_acl": "true"},
+                   "cdmi_post_dataobject": "true", "cdmi_acl": "true",
+                   "cdmi_copy_dataobject": "true", "cdmi_move_dataobject": "true",
+                   "cdmi_copy_container": "true", "cdmi_move_container": "true",
+                   "cdmi_snapshot": "true"},
     "dataobject/": {"cdmi_read_value": "true", "cdmi_read_value_range": "true",
                     "cdmi_modify_value": "true", "cdmi_modify_value_range": "true",
                     "cdmi_size": "true", "cdmi_ctime": "true", "cdmi_atime": "true",
@@ -279,6 +284,10 @@ class Toy:
             if ranges and "children-range-ignored" not in self.breaks:
                 first, last = (int(x) for x in ranges[0].split("-"))
                 children = children[first:last + 1]
+            snapshots = sorted(f"/{p}" for p in self.nodes if p.startswith(path + SNAPSHOTS)
+                               and p.endswith("/") and p.count("/") == path.count("/") + 2)
+            if snapshots and "no-snapshots-field" not in self.breaks:
+                doc["snapshots"] = snapshots
             doc["childrenrange"] = f"{first}-{first + len(children) - 1}" if children else ""
             if "children-missing" not in self.breaks:
                 doc["children"] = children
@@ -367,8 +376,14 @@ class Toy:
                 raise Refused(400, "a container URL ends with '/'")
             body = self.body(request) if ctype else {}
             if path in self.nodes:
+                if "snapshot" in body:
+                    self.snapshot(self.find(user, path, 0x10), path, str(body["snapshot"]))
                 return Response(status=204)
             parent = self.parent_of(user, path)
+            if "copy" in body or "move" in body:
+                self.copy_or_move(user, path, body)
+                return self.json(request, self.document(path, self.nodes[path], []), CONTAINER,
+                                 201)
             acl = body.get("metadata", {}).get("cdmi_acl") or self.inherited(parent, True)
             node = self.node(True, user, acl)
             node.metadata = self.user_metadata(body.get("metadata", {}))
@@ -430,6 +445,9 @@ class Toy:
                     node.metadata = user_meta
             return Response(status=204)
         parent = None if path.startswith("cdmi_objectid/") else self.parent_of(user, path)
+        if "copy" in body or "move" in body:
+            self.copy_or_move(user, path, body)
+            return self.json(request, self.document(path, self.nodes[path], []), OBJECT, 201)
         given = body.get("metadata", {})
         acl = given.get("cdmi_acl") or (self.inherited(parent, False) if parent else [])
         node = self.node(False, user, acl)
@@ -444,6 +462,55 @@ class Toy:
         response = self.json(request, doc, OBJECT, 201)
         response.headers["Location"] = f"/cdmi_objectid/{node.id}"
         return response
+
+    # --- copy, move, snapshots ---
+
+    def copy_or_move(self, user: str, path: str, body: dict[str, Any]) -> None:
+        """``path`` made from the object (and descendants) named by body's copy or move."""
+        moving = "move" in body
+        source = str(body["move" if moving else "copy"]).lstrip("/")
+        if source not in self.nodes or self.nodes[source].container != path.endswith("/"):
+            raise Refused(400, f"no such source {source!r}")
+        self.find(user, source, 0x40 if moving else 0x1)
+        below = sorted(p for p in self.nodes if p.startswith(source) and p != source
+                       and SNAPSHOTS not in p[len(source):])
+        if (moving and "container-move-drops-children" in self.breaks) or (
+                not moving and "container-copy-shallow" in self.breaks):
+            below = []
+        for old in [source, *below]:
+            new = path + old[len(source):]
+            if moving and "move-keeps-source" not in self.breaks:
+                self.nodes[new] = self.nodes.pop(old)
+            else:
+                self.nodes[new] = self.duplicate(self.nodes[old], same_id=moving or (
+                    "copy-same-id" in self.breaks))
+        if moving:  # what was left below the source (its snapshots) goes with it
+            for rest in [p for p in self.nodes if p.startswith(source)
+                         and "move-keeps-source" not in self.breaks]:
+                del self.nodes[rest]
+        if "metadata" in body:
+            self.nodes[path].metadata = self.user_metadata(body["metadata"])
+
+    def duplicate(self, node: Node, *, same_id: bool) -> Node:
+        copied = self.node(node.container, node.owner, list(node.acl))
+        copied.value, copied.mimetype, copied.encoding = node.value, node.mimetype, node.encoding
+        copied.metadata = dict(node.metadata)
+        if same_id:
+            copied.id = node.id
+        return copied
+
+    def snapshot(self, node: Node, path: str, name: str) -> None:
+        """``path``'s subtree, but its snapshots, as it is now at ``path``/cdmi_snapshots/name/
+        (the fault "snapshot-live" shares the nodes: later changes show in the snapshot)."""
+        holder = path + SNAPSHOTS
+        if holder not in self.nodes:
+            self.nodes[holder] = self.node(True, node.owner, list(node.acl))
+        for old in sorted(p for p in self.nodes if p.startswith(path)
+                          and not p.startswith(holder)):
+            new = f"{holder}{name}/" + old[len(path):]
+            live = "snapshot-live" in self.breaks
+            self.nodes[new] = self.nodes[old] if live else self.duplicate(self.nodes[old],
+                                                                          same_id=False)
 
     def post(self, request: Request, user: str, path: str) -> Response:
         parent = self.find(user, path, 0x2)

@@ -47,6 +47,12 @@ CASES = {
     "acl-ignored": "CDMI-ACL-001",
     "acl-grant-ignored": "CDMI-ACL-002",
     "grant-allows-write": "CDMI-ACL-003",
+    "copy-same-id": "CDMI-COPY-001",
+    "container-copy-shallow": "CDMI-COPY-002",
+    "move-keeps-source": "CDMI-MOVE-001",
+    "container-move-drops-children": "CDMI-MOVE-002",
+    "snapshot-live": "CDMI-SNAP-001",
+    "no-snapshots-field": "CDMI-SNAP-002",
 }
 
 
