@@ -31,6 +31,8 @@ class Config:
         root = merged["cdmi_root"]
         if not root.startswith("/") or not root.endswith("/") or root == "/" or "//" in root:
             raise ConfigurationError("cdmi_root must be a path like /cdmi/ (not /: OCCI owns it)")
+        if not 0 <= merged["worker_nice"] <= 19:
+            raise ConfigurationError("worker_nice must be in 0..19")
         if not 0 < merged["cdmi_enterprise_number"] < 1 << 24:
             raise ConfigurationError("cdmi_enterprise_number must be in 1..16777215")
         self._values = merged

@@ -76,6 +76,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("job_result_ttl", 3600, int, "Seconds RQ keeps a finished job's record."),
     Setting("reconcile_interval", 60, int, "Seconds between reconciler passes in each worker."),
     Setting(
+        "worker_nice",
+        10,
+        int,
+        "Niceness (0-19) a worker takes: beside the API (nimbo up) requests are answered first "
+        "and jobs take the CPU left over; on a hypervisor host the guests go first. 0: none.",
+    ),
+    Setting(
         "template_scheme",
         "http://schemas.nimbostratus.org/occi/",
         str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import UTC, datetime
 
@@ -50,7 +51,17 @@ def _reconcile_forever(
             log.warning("reconciler pass on %s failed: %s", host, exc.message)
 
 
+def lower_priority(niceness: int) -> int:
+    """Make this process at least ``niceness`` nice (never less nice than it is: that would
+    need privileges and undo what the operator chose). Returns the niceness now in force."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def run_worker(config: Config, host: str, uri: str, *, burst: bool = False) -> None:
+    lower_priority(config.worker_nice)  # the jobs run in this process (a SimpleWorker)
     store = Store(config.effective_database_url)
     store.create_schema()
     register_host(store, config, host, uri)
