@@ -143,6 +143,15 @@ def three_computes(ctx: Context) -> list[str]:
                    attributes={"occi.core.title": ctx.name(f"page-{n}")}) for n in (1, 2, 3)]
 
 
+@SUITE.fixture("three-active-computes", writes=True)
+def three_active_computes(ctx: Context) -> list[str]:
+    """The three computes, once active (a precondition of the collection action)."""
+    computes: list[str] = ctx.need("three-computes")
+    for each in computes:
+        wait_state(ctx, each, "occi.compute.state", {"active"})
+    return computes
+
+
 def _filtered(ctx: Context, kind: str, header: str, value: str) -> requests.Response:
     """The ``kind`` collection in this check's rendering, filtered by a ``header`` field:
     filters travel as header fields (text/occi) whatever rendering is asked for (GFD.223 §7)."""
@@ -240,9 +249,7 @@ def collection_action(ctx: Context) -> None:
     if compute is None or not any(a == COMPUTE_ACTION + "stop" for a in compute.actions):
         ctx.skip("the compute kind does not advertise stop")
     _, location = ctx.need("action-tag")
-    *tagged, bystander = ctx.need("three-computes")
-    for each in (*tagged, bystander):
-        wait_state(ctx, each, "occi.compute.state", {"active"})
+    *tagged, bystander = ctx.need("three-active-computes")
     ctx.expect_status(send_locations(ctx, "POST", location, tagged), 200,
                       what="POST of two computes to a mixin collection")
     rendering = rendering_of(ctx)

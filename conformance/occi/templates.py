@@ -54,6 +54,14 @@ def ssh_public_key(comment: str) -> str:
 # --- save ---------------------------------------------------------------------------------------
 
 
+@SUITE.fixture("settled-compute", writes=True)
+def settled_compute(ctx: Context) -> str:
+    """A compute that is active or inactive (save is valid in both), made in text/plain."""
+    location: str = ctx.need("compute-for-listing")
+    wait_state(ctx, location, "occi.compute.state", {"active", "inactive"})
+    return location
+
+
 def _templates(ctx: Context) -> set[str]:
     """The OS templates the query interface lists now."""
     return {c.type_id for c in read_model(ctx, wire.TEXT_PLAIN).templates(OS_TPL)}
@@ -78,8 +86,7 @@ def action_save(ctx: Context) -> None:
     compute = ctx.need("model").find(COMPUTE)
     if compute is None or not any(a.endswith("#save") for a in compute.actions):
         ctx.skip("the compute kind does not offer save (added in OCCI 1.2)")
-    location = ctx.need("compute-for-listing")
-    wait_state(ctx, location, "occi.compute.state", {"active", "inactive"})
+    location = ctx.need("settled-compute")
     before = _templates(ctx)
     response = invoke(ctx, location, "save", attributes={"name": unique_term(ctx, "saved")})
     made: set[str] = set()
