@@ -473,7 +473,34 @@ def image_add(
         registered = register_image(store, name, path or str(url), title=title, checksum=checksum)
     except NimboError as exc:
         _fail(exc)
+    finally:
+        store.dispose()
     click.echo(f"image {registered.term} registered ({registered.checksum or 'no checksum'})")
+
+
+@image.command("rm")
+@pass_overrides
+@click.argument("name")
+@audited("delete", kind="image")
+def image_rm(data_dir: str | None, name: str) -> None:
+    """Remove image NAME (refused while a compute starts from it). A saved image's volume is
+    deleted by its host's worker; a registered file or URL is left where it is."""
+    from gateway.services.images import remove_image
+    from gateway.store.db import Store
+
+    config = _config(data_dir)
+    store = Store(config.effective_database_url)
+    store.create_schema()
+    try:
+        with store.session(write=True) as session:
+            removed = remove_image(session, config, name)
+            registered = removed.source if removed.origin_compute is None else ""
+    except NimboError as exc:
+        _fail(exc)
+    finally:
+        store.dispose()
+    kept = f"; {registered} left in place" if registered else ""
+    click.echo(f"image {name} removed{kept}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -39,6 +39,7 @@ from gateway.errors import BackendError, BackendNotFound, BackendUnavailable
 from gateway.runtime import current
 from gateway.services.catalog import bump_catalog, template_scheme
 from gateway.services.context import context_spec
+from gateway.services.images import SAVED_IMAGE_PREFIX
 from gateway.services.ipam import port_mappings
 from gateway.store.models import (
     CdmiExport,
@@ -389,7 +390,7 @@ def _run_compute_verb(driver: HostDriver, job: Job) -> ComputeInfo:
 
 def image_volume_id(term: str) -> str:
     """Id of the volume holding the image an OCCI ``save`` made (the os_tpl ``term``)."""
-    return f"image-{term}"
+    return f"{SAVED_IMAGE_PREFIX}{term}"
 
 
 def _save(driver: HostDriver, job: Job) -> ComputeInfo:

@@ -6,7 +6,9 @@ Run periodically by every worker for its own host:
   and enqueue, or a worker died mid-job) are enqueued again; jobs are idempotent, so a rerun
   converges;
 * computes with no operation in flight take the power state libvirt reports (a guest that shut
-  itself down becomes ``inactive``; a domain that vanished becomes ``error`` with a message).
+  itself down becomes ``inactive``; a domain that vanished becomes ``error`` with a message);
+* the volumes of saved images that no image names any more (removed through the API or the
+  CLI) are deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gateway import jobs
 from gateway.errors import BackendError
 from gateway.queue import JobQueue, redis_errors
 from gateway.runtime import WorkerContext
+from gateway.services.images import orphaned_image_volumes
 from gateway.services.plans import JobFunc
 from gateway.store.models import EntityRow, Operation
 from occi import infrastructure as infra
@@ -50,6 +53,7 @@ _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHE
 class Report:
     requeued: list[str] = field(default_factory=list)
     corrected: dict[str, str] = field(default_factory=dict)
+    removed_volumes: list[str] = field(default_factory=list)
 
 
 def job_for(kind: str, verb: str) -> JobFunc:
@@ -65,11 +69,34 @@ def reconcile(context: WorkerContext, queue: JobQueue, host: str, *, grace: floa
     report = Report()
     _requeue_lost(context, queue, host, grace, report)
     _observe_computes(context, host, report)
-    if report.requeued or report.corrected:
+    _sweep_image_volumes(context, host, report)
+    if report.requeued or report.corrected or report.removed_volumes:
         log.info(
-            "reconciled %s: requeued %s, corrected %s", host, report.requeued, report.corrected
+            "reconciled %s: requeued %s, corrected %s, removed volumes %s",
+            host,
+            report.requeued,
+            report.corrected,
+            report.removed_volumes,
         )
     return report
+
+
+def _sweep_image_volumes(context: WorkerContext, host: str, report: Report) -> None:
+    try:
+        driver = context.driver(host)
+        volumes = [v.id for v in driver.list_volumes()]
+    except BackendError as exc:
+        log.warning("reconciler cannot list volumes of %s: %s", host, exc.message)
+        return
+    with context.store.session() as session:
+        orphans = orphaned_image_volumes(session, volumes)
+    for volume_id in orphans:
+        try:
+            driver.delete_volume(volume_id)
+        except BackendError as exc:
+            log.warning("image volume %s on %s not deleted: %s", volume_id, host, exc.message)
+            continue
+        report.removed_volumes.append(volume_id)
 
 
 def _requeue_lost(
