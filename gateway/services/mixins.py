@@ -1,17 +1,27 @@
-"""User-defined mixins (tags) through the query interface, and image registration."""
+"""User-defined mixins (tags) through the query interface, and image registration.
+
+A user mixin has an owner (its creator) and at most one group, with the tenancy rules of
+entities (gateway.services.tenancy): who sees it in the query interface and its collection,
+who may change its collection or delete it. Its group is the one named with the create
+(``org.nimbostratus.group``: an ``X-OCCI-Attribute`` beside the ``Category`` in text
+renderings, ``{"mixins": […], "attributes": {…}}`` in JSON), which must be one of the
+creator's groups (admins name any; an empty name: none), else ``tenancy_default_group``. The
+owner (or an admin) POSTing the same definition again with a group changes it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from auth.principal import Principal
-from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from gateway.errors import Conflict, Forbidden, InvalidAttribute, InvalidRequest, NotFound
 from gateway.services.catalog import Catalog, bump_catalog
+from gateway.services.tenancy import GROUP_ATTRIBUTE
 from gateway.store.db import Store
 from gateway.store.models import EntityMixin, Image, UserMixin
 from occi.core import CategoryRef
@@ -19,6 +29,7 @@ from occi.core import CategoryRef
 RESERVED_SCHEME = "http://schemas.ogf.org/occi/"
 _LOCATION = re.compile(r"^/[A-Za-z0-9._~/-]*/$")
 _TERM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DEFAULT = object()  # no group named: tenancy_default_group decides
 
 
 class MixinService:
@@ -26,10 +37,25 @@ class MixinService:
         self.store = store
         self.catalog = catalog
 
-    def add(self, principal: Principal, refs: Sequence[CategoryRef]) -> None:
-        """Create user mixins; each needs an unused location ending in ``/``."""
+    def add(
+        self,
+        principal: Principal,
+        refs: Sequence[CategoryRef],
+        attributes: Mapping[str, object] | None = None,
+    ) -> None:
+        """Create user mixins; each needs an unused location ending in ``/``. ``attributes``:
+        the values sent with them (only ``org.nimbostratus.group``, their group)."""
         if not refs:
             raise InvalidRequest("no mixin in the request")
+        others = sorted(set(attributes or {}) - {GROUP_ATTRIBUTE})
+        if others:
+            raise InvalidAttribute(
+                f"a new user mixin takes no attribute but {GROUP_ATTRIBUTE}, not "
+                + ", ".join(others)
+            )
+        asked = (attributes or {}).get(GROUP_ATTRIBUTE, _DEFAULT)
+        tenancy = self.catalog.tenancy
+        group = tenancy.new_group(principal, None if asked is _DEFAULT else asked)
         with self.store.session(write=True) as session:
             registry = self.catalog.registry(principal, session)
             taken = {k.location for k in registry.kinds.values() if k.location}
@@ -40,7 +66,12 @@ class MixinService:
                 assert ref.location is not None
                 existing = session.get(UserMixin, ref.type_id)
                 if existing is not None and _same(existing, ref, principal):
-                    continue  # POSTing the same definition again changes nothing
+                    # the same definition again: nothing changes, but the group if one is named
+                    if asked is not _DEFAULT:
+                        existing.group = tenancy.regroup(
+                            principal, existing.owner, existing.group, asked
+                        )
+                    continue
                 if registry.find(ref.type_id) or existing is not None:
                     raise Conflict(f"category {ref.type_id} exists already")
                 if ref.location in taken or ref.location.startswith(("/-/", "/.well-known/")):
@@ -55,7 +86,7 @@ class MixinService:
                         location=ref.location,
                         depends=list(ref.rel),
                         owner=principal.name,
-                        group=self.catalog.tenancy.default_for(principal),
+                        group=group,
                     )
                 )
             bump_catalog(session)

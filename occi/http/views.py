@@ -214,7 +214,7 @@ def query_interface() -> Response:
     if request.method == "DELETE":
         mixins.remove(principal, refs)
     else:  # POST, and MART's PUT
-        mixins.add(principal, refs)
+        mixins.add(principal, refs, _parser().category_attributes(_body(), _headers()))
     return _respond(renderer.ok())
 
 

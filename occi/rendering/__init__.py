@@ -71,6 +71,10 @@ class Parser(Protocol):
     def categories(self, body: bytes, headers: HeaderList) -> list[CategoryRef]:
         """Categories: user mixins to add/remove through the query interface, QI filters."""
 
+    def category_attributes(self, body: bytes, headers: HeaderList) -> dict[str, object]:
+        """Attribute values sent with the categories of a query-interface create (the new
+        user mixins' ``org.nimbostratus.group``)."""
+
     def locations(self, body: bytes, headers: HeaderList) -> list[str]:
         """Entity locations for mixin-collection membership (``X-OCCI-Location``, uri-list)."""
 

@@ -379,6 +379,15 @@ def category_refs(document: Any) -> list[CategoryRef]:
     return [mixin_ref(document)]
 
 
+def category_attributes(document: Any) -> dict[str, Any]:
+    """The attribute values beside the mixins of ``{"mixins": […], "attributes": {…}}``; none
+    in the one-mixin form, where ``attributes`` defines the mixin's own attributes."""
+    document = _object(document, "the body")
+    if "mixins" not in document:
+        return {}
+    return dict(_object(document.get("attributes", {}), "attributes"))
+
+
 def location_list(document: Any) -> list[str]:
     """A bare array of locations or ``{"locations": […]}``."""
     if isinstance(document, dict):
@@ -397,6 +406,9 @@ class JsonParser:
 
     def categories(self, body: bytes, headers: HeaderList) -> list[CategoryRef]:
         return category_refs(load(body))
+
+    def category_attributes(self, body: bytes, headers: HeaderList) -> dict[str, object]:
+        return category_attributes(load(body))
 
     def locations(self, body: bytes, headers: HeaderList) -> list[str]:
         return location_list(load(body))

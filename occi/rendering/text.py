@@ -156,6 +156,10 @@ class _FieldParser:
     def categories(self, body: bytes, headers: HeaderList) -> list[CategoryRef]:
         return tp.category_refs(self.fields(body, headers))
 
+    def category_attributes(self, body: bytes, headers: HeaderList) -> dict[str, object]:
+        """``X-OCCI-Attribute`` fields beside the ``Category`` ones."""
+        return tp.parse_attributes(self.fields(body, headers))
+
     def locations(self, body: bytes, headers: HeaderList) -> list[str]:
         return tp.locations(self.fields(body, headers))
 
@@ -189,6 +193,9 @@ class UriListParser:
         raise ParseError("text/uri-list carries only locations")
 
     def categories(self, body: bytes, headers: HeaderList) -> list[CategoryRef]:
+        raise ParseError("text/uri-list carries only locations")
+
+    def category_attributes(self, body: bytes, headers: HeaderList) -> dict[str, object]:
         raise ParseError("text/uri-list carries only locations")
 
     def locations(self, body: bytes, headers: HeaderList) -> list[str]:

@@ -368,6 +368,120 @@ def test_saved_images_and_user_mixins_are_shared_with_the_group(make_node: NodeF
     assert tag not in node.get("/-/", user="bob").get_data(as_text=True)
 
 
+# --- the group of a user mixin, named at create --------------------------------------------
+
+TAGS = "http://x.org/t#"
+
+
+def tag(term: str = "t", location: str = "/t/") -> str:
+    return f'Category: {term}; scheme="{TAGS}"; class="mixin"; location="{location}"'
+
+
+def add_mixin(node: Node, user: str = "alice", *, group: str | None = None,
+              body: str | None = None) -> Any:
+    """POST a user mixin to the query interface, naming ``group`` as for an entity."""
+    lines = [body or tag()]
+    if group is not None:
+        lines.append(f"X-OCCI-Attribute: org.nimbostratus.group={json.dumps(group)}")
+    return node.post_text("/-/", "\r\n".join(lines) + "\r\n", user=user)
+
+
+def mixin_group(node: Node, type_id: str = TAGS + "t") -> str | None:
+    with node.store.session() as session:
+        row = session.get(UserMixin, type_id)
+        assert row is not None, type_id
+        return row.group
+
+
+def listed(node: Node, user: str, term: str = "t") -> bool:
+    return f'Category: {term}; scheme="{TAGS}"' in node.get("/-/", user=user).get_data(
+        as_text=True
+    )
+
+
+def test_a_user_mixin_takes_the_group_its_creator_names(gw: Node) -> None:
+    created = add_mixin(gw, group="physics")  # tenancy_default_group = "none" here
+    assert created.status_code == 200, created.get_data(as_text=True)
+    assert mixin_group(gw) == "physics"
+    location = compute(gw).headers["Location"]
+    tagged = gw.request("PUT", "/t/", user="alice", data=f"X-OCCI-Location: {location}\r\n",
+                        headers={"Content-Type": "text/plain"})
+    assert tagged.status_code == 200, tagged.get_data(as_text=True)
+    # the tenancy rules of entities: carol (physics) reads it, bob does not know it
+    assert listed(gw, "carol") and not listed(gw, "bob")
+    assert gw.get("/t/", user="carol").status_code == 200
+    assert gw.get("/t/", user="bob").status_code == 404
+    untag = gw.request("DELETE", "/t/", user="carol", data=f"X-OCCI-Location: {location}\r\n",
+                       headers={"Content-Type": "text/plain"})
+    assert untag.status_code == 403  # group_policy "read": she may only read it
+    delete = {"Content-Type": "text/plain"}
+    assert gw.request("DELETE", "/-/", user="carol", data=tag(), headers=delete).status_code == 403
+    assert gw.request("DELETE", "/-/", user="bob", data=tag(), headers=delete).status_code == 404
+    assert listed(gw, "alice")
+
+
+def test_a_user_mixin_group_is_refused_as_for_an_entity(gw: Node) -> None:
+    as_entity = compute(gw, **{"org.nimbostratus.group": "chemistry"})
+    as_mixin = add_mixin(gw, group="chemistry")  # not one of alice's groups
+    assert as_mixin.status_code == as_entity.status_code == 400
+    assert as_mixin.get_data() == as_entity.get_data()  # the same message
+    assert "it must be one of your groups (physics)" in as_mixin.get_data(as_text=True)
+    assert not listed(gw, "root")  # nothing made
+    bob = add_mixin(gw, "bob", group="physics")
+    assert bob.status_code == 400 and "you belong to no group" in bob.get_data(as_text=True)
+    other = add_mixin(gw, body=tag() + "\r\nX-OCCI-Attribute: occi.core.title=\"x\"")
+    assert other.status_code == 400
+    assert "takes no attribute but org.nimbostratus.group, not occi.core.title" in (
+        other.get_data(as_text=True))
+    assert not listed(gw, "root")
+    # admins name any group
+    assert add_mixin(gw, "root", group="chemistry").status_code == 200
+    assert mixin_group(gw) == "chemistry"
+    assert listed(gw, "carol") and not listed(gw, "alice")
+
+
+def test_a_user_mixin_group_in_every_rendering(gw: Node) -> None:
+    in_headers = gw.request("POST", "/-/", user="alice", headers={
+        "Content-Type": "text/occi", "Category": tag("h", "/h/")[len("Category: "):],
+        "X-OCCI-Attribute": 'org.nimbostratus.group="physics"'})
+    assert in_headers.status_code == 200, in_headers.get_data(as_text=True)
+    assert mixin_group(gw, TAGS + "h") == "physics"
+    document = {"mixins": [{"scheme": TAGS, "term": "j", "location": "/j/"}],
+                "attributes": {"org.nimbostratus.group": "physics"}}
+    in_json = gw.post_json("/-/", document, user="alice")
+    assert in_json.status_code == 200, in_json.get_data(as_text=True)
+    assert mixin_group(gw, TAGS + "j") == "physics"
+    refused = gw.post_json("/-/", {**document, "attributes": {
+        "org.nimbostratus.group": "chemistry"}}, user="alice")
+    assert refused.status_code == 400
+    assert "it must be one of your groups" in refused.get_data(as_text=True)
+    one = gw.post_json("/-/", {"scheme": TAGS, "term": "k", "location": "/k/"}, user="alice")
+    assert one.status_code == 200 and mixin_group(gw, TAGS + "k") is None  # the default
+
+
+def test_a_user_mixin_group_defaults_and_changes_by_its_owner(make_node: NodeFactory) -> None:
+    node = make_node(HOST, group_policy="full", tenancy_default_group="primary")
+    groups(node, alice=["physics"], carol=["physics", "chemistry"])
+    assert add_mixin(node).status_code == 200
+    assert mixin_group(node) == "physics"  # her only group
+    private = add_mixin(node, body=tag("p", "/p/"), group="")
+    assert private.status_code == 200 and mixin_group(node, TAGS + "p") is None
+    assert not listed(node, "carol", "p")
+
+    # the same definition again, with a group: the owner changes it
+    assert add_mixin(node, body=tag("p", "/p/"), group="physics").status_code == 200
+    assert mixin_group(node, TAGS + "p") == "physics" and listed(node, "carol", "p")
+    assert add_mixin(node, body=tag("p", "/p/")).status_code == 200  # none named: kept
+    assert mixin_group(node, TAGS + "p") == "physics"
+    assert add_mixin(node, body=tag("p", "/p/"), group="chemistry").status_code == 400
+    # a member under "full" changes and deletes it, but it stays alice's definition
+    assert add_mixin(node, "carol", body=tag("p", "/p/"), group="").status_code == 409
+    assert mixin_group(node, TAGS + "p") == "physics"
+    delete = {"Content-Type": "text/plain"}
+    gone = node.request("DELETE", "/-/", user="carol", data=tag("p", "/p/"), headers=delete)
+    assert gone.status_code == 200 and not listed(node, "alice", "p")
+
+
 # --- CDMI ---------------------------------------------------------------------------------
 
 
