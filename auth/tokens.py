@@ -19,6 +19,11 @@ keeps the tenant, but it does not change what the token may do (group policy app
 any other credential). The one way a token gets another token is rescoping (:meth:`issue`
 with ``until``, the older token's :meth:`expiry`): the new one never outlives the old one, so
 rescoping renews nothing.
+
+Keystone v3 federation (an OpenID Connect access token in, an unscoped token out, see
+:mod:`gateway.tokens_http`): the record also keeps the Keystone ``methods`` that proved the
+identity and the :class:`Federation` (identity provider and protocol) it came through, so that
+a token rescoped from it is rendered as Keystone renders a federated token.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import redis
@@ -78,6 +83,15 @@ def redis_errors() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class Federation:
+    """Where a federated token came from: the identity provider and protocol named in
+    ``/auth/v3/OS-FEDERATION/identity_providers/<idp>/protocols/<protocol>/auth``."""
+
+    identity_provider: str
+    protocol: str
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     """A token as given to its holder, once."""
 
@@ -87,13 +101,31 @@ class IssuedToken:
     expires_at: datetime
     tenant: str | None = None
     """The tenant the token is scoped to (see :func:`tenants_of`); None: unscoped."""
+    methods: tuple[str, ...] = ()
+    """Keystone's names of the methods that proved the identity (empty: not recorded)."""
+    federation: Federation | None = None
+    """The identity provider and protocol of a federated token (and of one rescoped from it)."""
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What the token store holds for a token (never the token itself)."""
+
+    principal: Principal
+    issued: float
+    expires: float
+    """UNIX times."""
+    tenant: str | None = None
+    methods: tuple[str, ...] = ()
+    federation: Federation | None = None
 
 
 def _key(token: str) -> str:
     return KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()
 
 
-def _dump(principal: Principal, issued: float, expires: float, tenant: str | None) -> str:
+def _dump(record: TokenRecord) -> str:
+    principal, federation = record.principal, record.federation
     return json.dumps(
         {
             "name": principal.name,
@@ -101,14 +133,16 @@ def _dump(principal: Principal, issued: float, expires: float, tenant: str | Non
             "groups": sorted(principal.groups),
             "admin": principal.is_admin,
             "source": principal.source,
-            "issued": issued,
-            "expires": expires,
-            "tenant": tenant,
+            "issued": record.issued,
+            "expires": record.expires,
+            "tenant": record.tenant,
+            "methods": list(record.methods),
+            "federation": None if federation is None else asdict(federation),
         }
     )
 
 
-def _load(raw: bytes | str) -> tuple[Principal, float]:
+def _load(raw: bytes | str) -> TokenRecord:
     stored = json.loads(raw)
     principal = Principal(
         name=stored["name"],
@@ -117,7 +151,15 @@ def _load(raw: bytes | str) -> tuple[Principal, float]:
         is_admin=bool(stored["admin"]),
         source=stored["source"],
     )
-    return principal, float(stored["expires"])
+    federation = stored.get("federation")  # records of older processes have neither
+    return TokenRecord(
+        principal,
+        float(stored["issued"]),
+        float(stored["expires"]),
+        stored.get("tenant"),
+        tuple(stored.get("methods") or ()),
+        None if not federation else Federation(**federation),
+    )
 
 
 class TokenAuthenticator:
@@ -156,38 +198,48 @@ class TokenAuthenticator:
             raw = self._redis.get(key)
         if raw is None:
             raise NotAuthenticated(UNKNOWN)
-        principal, expires = _load(raw)
-        if expires <= now:  # Redis ends the key at once, but not to the microsecond
+        record = _load(raw)
+        if record.expires <= now:  # Redis ends the key at once, but not to the microsecond
             raise NotAuthenticated(UNKNOWN)
-        self._remember(key, principal, min(expires, now + self._cache_seconds), revocations)
+        principal = record.principal
+        self._remember(key, principal, min(record.expires, now + self._cache_seconds), revocations)
         return principal
 
     def issue(
-        self, principal: Principal, *, tenant: str | None = None, until: float | None = None
+        self,
+        principal: Principal,
+        *,
+        tenant: str | None = None,
+        until: float | None = None,
+        methods: Sequence[str] = (),
+        federation: Federation | None = None,
     ) -> IssuedToken:
         """A new token for ``principal``, valid for ``ttl`` seconds in every API process, or
         until ``until`` (a UNIX time: the :meth:`expiry` of the token being rescoped) when
         that comes sooner; scoped to ``tenant`` (the caller checked it is one of
-        :func:`tenants_of` ``principal``)."""
+        :func:`tenants_of` ``principal``). ``methods`` and ``federation`` are recorded for
+        Keystone's renderings of it."""
         token = secrets.token_urlsafe(32)
         issued = time.time()
         expires = issued + self.ttl if until is None else min(issued + self.ttl, until)
         lifetime_ms = int((expires - issued) * 1000)  # rounded down: never past ``expires``
         if lifetime_ms <= 0:
             raise NotAuthenticated(UNKNOWN)
-        record = _dump(principal, issued, expires, tenant)
+        record = TokenRecord(principal, issued, expires, tenant, tuple(methods), federation)
         with redis_errors():
-            self._redis.set(_key(token), record, px=lifetime_ms, nx=True)
+            self._redis.set(_key(token), _dump(record), px=lifetime_ms, nx=True)
         return IssuedToken(
             token,
             principal,
             datetime.fromtimestamp(issued, UTC),
             datetime.fromtimestamp(expires, UTC),
             tenant,
+            record.methods,
+            federation,
         )
 
-    def expiry(self, token: str) -> float:
-        """When ``token`` expires (a UNIX time), read from Redis, never from the process's
+    def record(self, token: str) -> TokenRecord:
+        """What the store holds for ``token``, read from Redis, never from the process's
         cache, so a token revoked by another process is known as such; NotAuthenticated
         when it is unknown, revoked or expired."""
         if len(token) > MAX_TOKEN_LENGTH:
@@ -196,10 +248,14 @@ class TokenAuthenticator:
             raw = self._redis.get(_key(token))
         if raw is None:
             raise NotAuthenticated(UNKNOWN)
-        expires = _load(raw)[1]
-        if expires <= time.time():
+        record = _load(raw)
+        if record.expires <= time.time():
             raise NotAuthenticated(UNKNOWN)
-        return expires
+        return record
+
+    def expiry(self, token: str) -> float:
+        """When ``token`` expires (a UNIX time), as :meth:`record` reads it."""
+        return self.record(token).expires
 
     def revoke(self, token: str) -> bool:
         """End ``token`` now; whether it was valid."""

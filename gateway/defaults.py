@@ -350,6 +350,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a process remembers a checked X-Auth-Token: a revocation takes effect in "
         "other API processes within this time (at once in the one that revoked it).",
     ),
+    # --- auth: Keystone v3 federation (helper block) ---
+    Setting(
+        "keystone_federation_idps",
+        "egi.eu",
+        str,
+        "Identity providers named in /auth/v3/OS-FEDERATION/identity_providers/<idp>/... whose "
+        "access tokens the 'oidc' method verifies, comma-separated; empty: no federation.",
+    ),
+    Setting(
+        "keystone_federation_protocols",
+        "openid,oidc",
+        str,
+        "Protocols named in .../protocols/<protocol>/auth, comma-separated (rOCCI sends oidc, "
+        "OpenStack clients of EGI sites openid).",
+    ),
     # --- tenancy and quotas (helper block) ---
     Setting(
         "group_policy",

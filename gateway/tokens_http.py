@@ -6,7 +6,10 @@
 - ``POST /auth/v3/auth/tokens``: the same in the shape of Keystone v3, for OCCI clients of the
   EGI world that follow a ``Keystone uri='<base>/auth/'`` challenge: a ``password`` identity
   in the body is checked through the chain as HTTP Basic credentials; without one, the
-  request's own credentials count.
+  request's own credentials count; a ``token`` identity with a project scope *rescopes* a
+  token (below). ``auth.scope.project`` (``id``, or ``name`` in domain ``default``) scopes
+  the new token to one of the principal's projects, which are its tenants, and adds a
+  catalog whose ``occi`` endpoint is this server's OCCI root.
 - ``DELETE`` on either path revokes the token named by ``X-Subject-Token``, else by
   ``X-Auth-Token`` (holding a token is enough to end it): ``204``.
 - The part of Keystone v2.0 that rOCCI-api's Keystone plugin uses (gwdg/rOCCI-api,
@@ -35,6 +38,25 @@
   * ``GET /auth/v2.0/tenants``: ``{"tenants": [...], "tenants_links": []}`` for the
     request's principal (an ``X-Auth-Token`` or any other configured method).
 
+Keystone v3 federation, as rOCCI-api's ``KeystoneV3`` handler drives it for ``--auth oauth2``
+(``set_oauth2_unscoped_token``, ``get_first_working_project``, ``set_scoped_token``) and as
+keystoneauth's ``v3oidcaccesstoken`` plugin does:
+
+* ``GET`` or ``POST /auth/v3/OS-FEDERATION/identity_providers/<idp>/protocols/<protocol>/auth``
+  with ``Authorization: Bearer <access token>`` (nothing else counts: not an
+  ``X-Auth-Token``, not Basic): the token is verified by the ``oidc`` method of the chain;
+  ``201`` with an *unscoped* token in ``X-Subject-Token`` and Keystone's body of a federated
+  token (``methods: [<protocol>]``, the user's ``OS-FEDERATION`` attributes). ``<idp>`` and
+  ``<protocol>`` must be listed in ``keystone_federation_idps`` and
+  ``keystone_federation_protocols`` (names for the one configured OIDC issuer); ``404``
+  otherwise, and when ``oidc`` is not among ``auth_methods``.
+* ``GET /auth/v3/auth/projects`` (also ``/auth/v3/OS-FEDERATION/projects``): the request
+  principal's projects, the same list as the v2.0 tenants, in v3's shape.
+* ``POST /auth/v3/auth/tokens`` with ``methods: ["token"]`` and a project scope: a token
+  scoped to that project, expiring with the token presented, rendered with the
+  ``OS-FEDERATION`` attributes of the token it descends from. A scope is required: a token
+  gets no unscoped token (tokens are not renewable).
+
 The ``/auth/`` paths are public to the app's authentication hook (a body may carry the
 password, discovery is anonymous), so every view here authenticates for itself, and
 :func:`_authenticate_the_rest` authenticates any other request whose path begins with
@@ -49,7 +71,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -57,8 +79,9 @@ import auth.flask
 from auth.chain import AuthChain
 from auth.credentials import Credentials
 from auth.principal import Principal
-from auth.tokens import IssuedToken, TokenAuthenticator, tenants_of
+from auth.tokens import Federation, IssuedToken, TokenAuthenticator, TokenRecord, tenants_of
 from gateway import json_limits
+from gateway.config import Config
 from gateway.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -78,6 +101,9 @@ V2 = "/auth/v2.0"
 V3 = "/auth/v3"
 V2_TOKENS = V2 + "/tokens"
 V2_TENANTS = V2 + "/tenants"
+V3_PROJECTS = V3 + "/auth/projects"
+V3_FEDERATION_PROJECTS = V3 + "/OS-FEDERATION/projects"
+FEDERATION_AUTH = V3 + "/OS-FEDERATION/identity_providers/<idp>/protocols/<protocol>/auth"
 PUBLIC_PATHS = (AUTH,)
 """Prefixes the app's authentication hook leaves alone: the views of this blueprint
 authenticate for themselves, :func:`_authenticate_the_rest` any other request below them."""
@@ -89,7 +115,19 @@ NO_UNSCOPED = (
     "a token only gets a token scoped to one of its tenants (auth.tenantName), which expires "
     "with it: tokens are not renewable"
 )
+NO_UNSCOPED_V3 = (
+    "a token only gets a token scoped to one of its projects (auth.scope.project), which "
+    "expires with it: tokens are not renewable"
+)
+NO_BEARER = (
+    "send the access token of identity provider {idp} as Authorization: Bearer <token>{more}"
+)
 V2_METHODS = "passwordCredentials, voms (true) or token (with tenantName)"
+V3_METHODS = ("password", "token")
+DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
+"""Keystone's default domain: the one of local users and of every project here."""
+FEDERATED_DOMAIN = {"id": "Federated", "name": "Federated"}
+"""The domain Keystone gave users that exist only through federation."""
 # Keystone's name of the method that proved each source's identities.
 KEYSTONE_METHODS = {"local": "password", "ldap": "password", "oidc": "mapped", "x509": "external"}
 
@@ -97,6 +135,19 @@ KEYSTONE_METHODS = {"local": "password", "ldap": "password", "oidc": "mapped", "
 def _chain() -> AuthChain:
     chain: AuthChain = current_app.extensions[auth.flask.EXTENSION]
     return chain
+
+
+def _config() -> Config:
+    return cast(Config, current_app.extensions["nimbostratus"].config)
+
+
+def _names(value: str) -> list[str]:
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _method_of(principal: Principal) -> str:
+    """Keystone's name of the method that proved ``principal`` (not a password in a body)."""
+    return KEYSTONE_METHODS.get(principal.source, "external")
 
 
 def _tokens() -> TokenAuthenticator:
@@ -111,6 +162,30 @@ def _authenticate(credentials: Credentials) -> Principal:
     if credentials.auth_token is not None and replace(credentials, auth_token=None).empty:
         raise NotAuthenticated(NO_RENEWAL.format(accepted=_chain().accepted()))
     return _chain().authenticate(replace(credentials, auth_token=None))
+
+
+def _rescoping(token: str, remote_addr: str) -> tuple[Principal, TokenRecord]:
+    """The principal of ``token`` and the token's record, for a token scoped from it.
+
+    The chain first (a wrong token counts as a refusal, a disabled account is refused), then
+    Redis itself: a token revoked in another process is not rescoped."""
+    principal = _chain().authenticate(Credentials(remote_addr=remote_addr, auth_token=token))
+    return principal, _tokens().record(token)
+
+
+def _rescoped_methods(record: TokenRecord) -> tuple[str, ...]:
+    """Keystone's methods of a token scoped from ``record``'s: ``token`` and the methods
+    that proved the identity in the first place."""
+    return ("token", *(m for m in record.methods if m != "token"))
+
+
+def _check_tenant(principal: Principal, tenant: str, *, noun: str) -> None:
+    """Keystone answers a tenant (v2.0) or project (v3) the user has no role on with 401."""
+    if tenant not in tenants_of(principal):
+        raise NotAuthenticated(
+            f"User {principal.name} is unauthorized for {noun} {tenant}: "
+            f"its {noun}s are {', '.join(tenants_of(principal))}"
+        )
 
 
 def _request_credentials() -> Credentials:
@@ -162,8 +237,8 @@ def _authenticate_the_rest() -> None:
 @bp.route(TOKENS, methods=["POST"])
 def issue() -> Response:
     tokens = _tokens()
-    issued = tokens.issue(_authenticate(_request_credentials()))
-    principal = issued.principal
+    principal = _authenticate(_request_credentials())
+    issued = tokens.issue(principal, methods=(_method_of(principal),))
     return _issued(
         issued,
         {
@@ -179,28 +254,142 @@ def issue() -> Response:
 def keystone_issue() -> Response:
     tokens = _tokens()
     credentials = _request_credentials()
-    password = _keystone_password(_keystone_body())
-    if password is not None:
-        _audit_name(password[0])
-        credentials = Credentials(remote_addr=credentials.remote_addr, basic=password)
-    issued = tokens.issue(_authenticate(credentials))
-    principal = issued.principal
-    method = "password" if password else KEYSTONE_METHODS.get(principal.source, "external")
-    return _issued(
-        issued,
-        {
-            "token": {
-                "methods": [method],
-                "user": {
-                    "id": principal.name,
-                    "name": principal.name,
-                    "domain": {"id": "default", "name": "Default"},
-                },
-                "issued_at": _timestamp(issued.issued_at),
-                "expires_at": _timestamp(issued.expires_at),
-            }
-        },
+    body = _v3_auth(_keystone_body())
+    until: float | None = None
+    federation: Federation | None = None
+    if body.token is not None:
+        if body.project is None:
+            raise NotAuthenticated(NO_UNSCOPED_V3)
+        principal, record = _rescoping(body.token, credentials.remote_addr)
+        until, federation, methods = record.expires, record.federation, _rescoped_methods(record)
+    elif body.password is not None:
+        _audit_name(body.password[0])
+        principal = _authenticate(
+            Credentials(remote_addr=credentials.remote_addr, basic=body.password)
+        )
+        methods = ("password",)
+    else:  # the request's own credentials
+        principal = _authenticate(credentials)
+        methods = (_method_of(principal),)
+    if body.project is not None:
+        _check_tenant(principal, body.project, noun="project")
+    issued = tokens.issue(
+        principal, tenant=body.project, until=until, methods=methods, federation=federation
     )
+    return _issued(issued, {"token": _v3_token(issued)})
+
+
+@bp.route(FEDERATION_AUTH, methods=["GET", "POST"])
+def federation_issue(idp: str, protocol: str) -> Response:
+    """An unscoped token for an identity provider's access token (Keystone's federated
+    authentication, ``OS-FEDERATION``)."""
+    tokens = _tokens()
+    federation = _federation(idp, protocol)
+    credentials = _request_credentials()
+    if credentials.bearer is None:
+        more = (
+            " (an X-Auth-Token gets no new token: tokens are not renewable)"
+            if credentials.auth_token is not None
+            else ""
+        )
+        raise NotAuthenticated(NO_BEARER.format(idp=idp, more=more))
+    principal = _chain().authenticate(
+        Credentials(remote_addr=credentials.remote_addr, bearer=credentials.bearer)
+    )
+    issued = tokens.issue(principal, methods=(protocol,), federation=federation)
+    return _issued(issued, {"token": _v3_token(issued)})
+
+
+def _federation(idp: str, protocol: str) -> Federation:
+    """``idp`` and ``protocol`` of a federation URL, if this server serves them."""
+    if _chain().find("oidc") is None:
+        raise NotFound(
+            "Keystone federation is not enabled on this server: it needs OpenID Connect "
+            "(auth_methods does not list 'oidc')"
+        )
+    idps = _names(_config().keystone_federation_idps)
+    if not idps:
+        raise NotFound(
+            "Keystone federation is not enabled on this server (no identity provider is "
+            "configured in keystone_federation_idps)"
+        )
+    if idp not in idps:
+        raise NotFound(f"unknown identity provider {idp!r}: this server knows {', '.join(idps)}")
+    protocols = _names(_config().keystone_federation_protocols)
+    if protocol not in protocols:
+        raise NotFound(
+            f"identity provider {idp!r} has no protocol {protocol!r}: use "
+            f"{' or '.join(protocols) or 'none (keystone_federation_protocols is empty)'}"
+        )
+    return Federation(identity_provider=idp, protocol=protocol)
+
+
+@bp.route(V3_PROJECTS, methods=["GET"])
+@bp.route(V3_FEDERATION_PROJECTS, methods=["GET"])
+def v3_projects() -> Response:
+    """The projects the request's principal may scope a token to: its tenants."""
+    principal = _chain().authenticate(_request_credentials())
+    projects = [_project(name, principal) for name in tenants_of(principal)]
+    links = {"self": _base_url() + request.path, "previous": None, "next": None}
+    return _json({"projects": projects, "links": links}, 200)
+
+
+@bp.route(FEDERATION_AUTH, methods=["PUT", "PATCH", "DELETE"])
+def federation_other_methods(idp: str, protocol: str) -> Response:
+    raise MethodNotAllowed(
+        f"{request.method} is not allowed on {request.path}", ("GET", "HEAD", "POST")
+    )
+
+
+def _v3_token(issued: IssuedToken) -> dict[str, Any]:
+    """Keystone v3's ``token`` document of ``issued``: a project scope brings the project and
+    a catalog, a federated origin the user's ``OS-FEDERATION`` attributes."""
+    principal = issued.principal
+    user: dict[str, Any] = {"id": principal.name, "name": principal.name, "domain": DEFAULT_DOMAIN}
+    if issued.federation is not None:
+        user["domain"] = FEDERATED_DOMAIN
+        user["OS-FEDERATION"] = {
+            "identity_provider": {"id": issued.federation.identity_provider},
+            "protocol": {"id": issued.federation.protocol},
+            "groups": [{"id": group} for group in sorted(principal.groups)],
+        }
+    token: dict[str, Any] = {
+        "methods": list(issued.methods),
+        "user": user,
+        "issued_at": _timestamp(issued.issued_at),
+        "expires_at": _timestamp(issued.expires_at),
+    }
+    if issued.tenant is not None:
+        token["project"] = {"id": issued.tenant, "name": issued.tenant, "domain": DEFAULT_DOMAIN}
+        token["is_domain"] = False
+        token["roles"] = []
+        token["catalog"] = _catalog()
+    return token
+
+
+def _catalog() -> list[dict[str, Any]]:
+    """The service catalog of a scoped token: this server's OCCI root."""
+    endpoint = {
+        "id": "occi-public",
+        "interface": "public",
+        "region": None,
+        "region_id": None,
+        "url": _base_url() + "/",
+    }
+    return [{"id": "occi", "type": "occi", "name": "nimbostratus", "endpoints": [endpoint]}]
+
+
+def _project(name: str, principal: Principal) -> dict[str, Any]:
+    """A v3 project document: a tenant (its id is its name) in the default domain."""
+    return {
+        "id": name,
+        "name": name,
+        "enabled": True,
+        "domain_id": DEFAULT_DOMAIN["id"],
+        "parent_id": DEFAULT_DOMAIN["id"],
+        "is_domain": False,
+        "description": _tenant(name, principal)["description"],
+    }
 
 
 @bp.route(TOKENS, methods=["DELETE"])
@@ -266,6 +455,8 @@ def version_v3() -> Response:
 @bp.route(V3, methods=["POST", "PUT", "PATCH", "DELETE"])
 @bp.route(V3 + "/", methods=["POST", "PUT", "PATCH", "DELETE"])
 @bp.route(V2_TENANTS, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3_PROJECTS, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3_FEDERATION_PROJECTS, methods=["POST", "PUT", "PATCH", "DELETE"])
 def read_only() -> Response:
     raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("GET", "HEAD"))
 
@@ -290,29 +481,26 @@ def v2_issue() -> Response:
     body = _v2_auth(_keystone_body())
     credentials = _request_credentials()
     until: float | None = None
+    federation: Federation | None = None
     if body.token is not None:
         if body.tenant is None:
             raise NotAuthenticated(NO_UNSCOPED)
-        # The chain first (a wrong token counts as a refusal, a disabled account is refused),
-        # then Redis itself: a token revoked in another process is not rescoped.
-        principal = _chain().authenticate(
-            Credentials(remote_addr=credentials.remote_addr, auth_token=body.token)
-        )
-        until = tokens.expiry(body.token)
+        principal, record = _rescoping(body.token, credentials.remote_addr)
+        until, federation, methods = record.expires, record.federation, _rescoped_methods(record)
     elif body.password is not None:
         _audit_name(body.password[0])
         principal = _authenticate(
             Credentials(remote_addr=credentials.remote_addr, basic=body.password)
         )
+        methods = ("password",)
     else:  # voms: the request's own credentials, without the X-Auth-Token rOCCI sends along
         principal = _authenticate(credentials)
-    if body.tenant is not None and body.tenant not in tenants_of(principal):
-        # Keystone v2.0 answers a tenant the user has no role on with 401 and these words.
-        raise NotAuthenticated(
-            f"User {principal.name} is unauthorized for tenant {body.tenant}: "
-            f"its tenants are {', '.join(tenants_of(principal))}"
-        )
-    issued = tokens.issue(principal, tenant=body.tenant, until=until)
+        methods = (_method_of(principal),)
+    if body.tenant is not None:
+        _check_tenant(principal, body.tenant, noun="tenant")
+    issued = tokens.issue(
+        principal, tenant=body.tenant, until=until, methods=methods, federation=federation
+    )
     token: dict[str, Any] = {
         "id": issued.token,
         "issued_at": _timestamp(issued.issued_at),
@@ -413,30 +601,86 @@ def _keystone_body() -> dict[str, Any] | None:
     return document
 
 
-def _keystone_password(document: dict[str, Any] | None) -> tuple[str, str] | None:
-    """``(user, password)`` of a Keystone v3 password identity; None when the body has no
-    identity (the request's own credentials count then)."""
+@dataclass(frozen=True)
+class V3Auth:
+    """What a Keystone v3 ``POST /auth/tokens`` body asks for: a ``password`` or a ``token``
+    identity, or none (the request's own credentials count), and perhaps a project."""
+
+    password: tuple[str, str] | None = None
+    token: str | None = None
+    project: str | None = None
+
+
+def _v3_auth(document: dict[str, Any] | None) -> V3Auth:
     if document is None:
-        return None
-    identity = _object(_object(document, "auth"), "identity")
+        return V3Auth()
+    auth_ = _object(document, "auth")
+    project = _v3_project(auth_)
+    identity = _object(auth_, "identity")
     if not identity:
-        return None
+        return V3Auth(project=project)
     methods = identity.get("methods")
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
         raise InvalidRequest("auth.identity.methods must be a list of method names")
-    if "password" not in methods:
-        if "token" in methods:
-            raise NotAuthenticated(NO_RENEWAL.format(accepted=_chain().accepted()))
+    unsupported = [m for m in methods if m not in V3_METHODS]
+    if unsupported or not methods:
         raise InvalidRequest(
-            f"unsupported identity method(s) {', '.join(methods) or 'none'}: use 'password', "
-            "or send no identity and authenticate the request itself"
+            f"unsupported identity method(s) {', '.join(unsupported) or 'none'}: use 'password', "
+            "'token' (with a project scope), or send no identity and authenticate the request "
+            "itself"
         )
+    if len(set(methods)) > 1:
+        raise InvalidRequest("auth.identity.methods names password and token: use one of them")
+    if methods[0] == "token":
+        token_id = _object(identity, "token").get("id")
+        if not isinstance(token_id, str) or not token_id:
+            raise InvalidRequest("auth.identity.token needs an id (a token this server issued)")
+        return V3Auth(token=token_id, project=project)
     user = _object(_object(identity, "password"), "user")
     name = user.get("name", user.get("id"))
     password = user.get("password")
     if not isinstance(name, str) or not name or not isinstance(password, str):
         raise InvalidRequest("auth.identity.password.user needs a name (or id) and a password")
-    return name, password
+    return V3Auth(password=(name, password), project=project)
+
+
+def _v3_project(auth_: dict[str, Any]) -> str | None:
+    """The project of ``auth.scope`` (an id, or a name in the default domain); None when
+    the body asks for no scope."""
+    scope = auth_.get("scope")
+    if scope is None or scope == "unscoped":
+        return None
+    if not isinstance(scope, dict):
+        raise InvalidRequest('auth.scope must be {"project": {"id": ...}} or "unscoped"')
+    others = sorted(k for k in scope if k != "project")
+    if others:
+        raise InvalidRequest(
+            f"auth.scope names {', '.join(others)}: only projects (the user's groups) are "
+            'served, as {"project": {"id": ...}}'
+        )
+    project = _object(scope, "project")
+    values = {}
+    for field in ("id", "name"):
+        value = project.get(field)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidRequest(f"auth.scope.project.{field} must be a non-empty string")
+        if value is not None:
+            values[field] = value
+    if not values:
+        raise InvalidRequest("auth.scope.project needs an id or a name")
+    if len(set(values.values())) > 1:
+        raise InvalidRequest("auth.scope.project's id and name name different projects")
+    if "id" not in values:  # a name is unique within its domain only
+        domain = _object(project, "domain")
+        if (
+            domain.get("id", DEFAULT_DOMAIN["id"]) != DEFAULT_DOMAIN["id"]
+            or domain.get("name", DEFAULT_DOMAIN["name"]) != DEFAULT_DOMAIN["name"]
+        ):
+            raise NotAuthenticated(
+                f"no project {values['name']} in that domain: every project here is in "
+                f"domain {DEFAULT_DOMAIN['id']} ({DEFAULT_DOMAIN['name']})"
+            )
+    return next(iter(values.values()))
 
 
 def _object(document: dict[str, Any], field: str) -> dict[str, Any]:

@@ -5,9 +5,7 @@ token (rescoping), ``GET /auth/v2.0/tenants``; driven as rOCCI-api's Keystone pl
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +16,16 @@ from werkzeug.test import TestResponse
 
 from gateway.hardening import SECURITY_HEADERS
 from gateway.store.models import User
+from tests.auth.keystone import (
+    KEYSTONE_URI_REGEXP,
+    KEYSTONE_VERSION_REGEXP,
+    ROCCI,
+    key_of,
+    keystone_error,
+    stored,
+)
 from tests.gateway.conftest import PASSWORD, Node, NodeFactory, basic
 
-# rOCCI-api's own expressions (Keystone::KEYSTONE_URI_REGEXP, KEYSTONE_VERSION_REGEXP).
-KEYSTONE_URI_REGEXP = re.compile(r"^(Keystone|snf-auth) uri=([\"'])(.+)([\"'])$")
-KEYSTONE_VERSION_REGEXP = re.compile(r"^v([0-9]).*$")
-ROCCI = {"User-Agent": "rOCCI-cli/4.3.13 rOCCI-api/4.3.13 OCCI/1.1"}
 TRUSTED = "192.0.2.10"
 ALICE_DN = "/DC=org/DC=example/O=Example/CN=Alice Smith"
 MAP = f'"{ALICE_DN}" asmith,physics,cms\n'
@@ -63,26 +65,6 @@ def token_of(response: TestResponse) -> str:
     assert response.status_code == 200, response.get_data(as_text=True)
     token: str = response.get_json()["access"]["token"]["id"]
     return token
-
-
-def key_of(token: str) -> str:
-    return "nimbo:auth-token:" + hashlib.sha256(token.encode()).hexdigest()
-
-
-def stored(node: Node, token: str) -> dict[str, Any]:
-    """The token's record in Redis."""
-    raw = node.connection.get(key_of(token))
-    assert raw is not None
-    record: dict[str, Any] = json.loads(raw)
-    return record
-
-
-def keystone_error(response: TestResponse, status: int) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == status and error["title"]
-    message: str = error["message"]
-    return message
 
 
 # --- the client, step by step as rOCCI-api does it --------------------------------------------
