@@ -485,6 +485,7 @@ def image_add(
 def image_rm(data_dir: str | None, name: str) -> None:
     """Remove image NAME (refused while a compute starts from it). A saved image's volume is
     deleted by its host's worker; a registered file or URL is left where it is."""
+    from gateway.services.catalog import template_scheme
     from gateway.services.images import remove_image
     from gateway.store.db import Store
 
@@ -493,7 +494,7 @@ def image_rm(data_dir: str | None, name: str) -> None:
     store.create_schema()
     try:
         with store.session(write=True) as session:
-            removed = remove_image(session, config, name)
+            removed = remove_image(session, template_scheme(config, "os_tpl"), name)
             registered = removed.source if removed.origin_compute is None else ""
     except NimboError as exc:
         _fail(exc)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.config import Config
 from gateway.errors import Conflict, NotFound
-from gateway.services.catalog import bump_catalog, template_scheme
+from gateway.services.catalog import bump_catalog
 from gateway.store.models import EntityMixin, EntityRow, Image
 
 SAVED_IMAGE_PREFIX = "image-"
@@ -24,10 +23,10 @@ SAVED_IMAGE_PREFIX = "image-"
 _USERS_SHOWN = 5
 
 
-def remove_image(session: Session, config: Config, term: str) -> Image:
-    """Delete the image ``term`` in the caller's transaction (the catalogue is bumped); the
-    caller has checked that the principal may. NotFound when there is none; Conflict while a
-    save is still copying it or a compute starts from it."""
+def remove_image(session: Session, os_scheme: str, term: str) -> Image:
+    """Delete the image ``term`` (its mixin in ``os_scheme``) in the caller's transaction (the
+    catalogue is bumped); the caller has checked that the principal may. NotFound when there
+    is none; Conflict while a save is still copying it or a compute starts from it."""
     image = session.get(Image, term)
     if image is None:
         raise NotFound(f"no OS template {term}")
@@ -36,7 +35,7 @@ def remove_image(session: Session, config: Config, term: str) -> Image:
             f"os_tpl {term} is still being saved from compute {image.origin_compute}; "
             "delete it once the save has finished"
         )
-    mixin = template_scheme(config, "os_tpl") + term
+    mixin = os_scheme + term
     users = session.scalars(
         select(EntityRow.id)
         .join(EntityMixin, EntityMixin.entity_id == EntityRow.id)

@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from auth.principal import Principal
 from gateway.errors import Conflict, Forbidden, InvalidAttribute, InvalidRequest, NotFound
 from gateway.services.catalog import Catalog, bump_catalog
+from gateway.services.images import remove_image
 from gateway.services.tenancy import GROUP_ATTRIBUTE
 from gateway.store.db import Store
 from gateway.store.models import EntityMixin, Image, UserMixin
@@ -98,6 +100,8 @@ class MixinService:
             registry = self.catalog.registry(principal, session)
             tenancy = self.catalog.tenancy
             for ref in refs:
+                if self._remove_own_image(session, principal, ref):
+                    continue
                 row = session.get(UserMixin, ref.type_id)
                 missing = NotFound(f"no user mixin {ref.type_id}")
                 if row is None or not tenancy.sees(principal, row.owner, row.group):
@@ -110,6 +114,24 @@ class MixinService:
                 session.execute(delete(EntityMixin).where(EntityMixin.mixin == ref.type_id))
                 session.delete(row)
             bump_catalog(session)
+
+
+    def _remove_own_image(self, session: Session, principal: Principal, ref: CategoryRef) -> bool:
+        """An os_tpl a ``save`` made is its owner's (and their group's, by the group policy)
+        to delete, as a user mixin is; a registered image stays the provider's (403, and
+        ``nimbo image rm`` for administrators). False when ``ref`` is no such image."""
+        if ref.scheme != self.catalog.os_scheme:
+            return False
+        image = session.get(Image, ref.term)
+        if image is None or image.origin_compute is None:
+            return False
+        tenancy = self.catalog.tenancy
+        missing = NotFound(f"no OS template {ref.type_id}")
+        if not tenancy.sees(principal, image.owner, image.group):
+            raise missing
+        tenancy.check_change(principal, image.owner, image.group, missing)
+        remove_image(session, self.catalog.os_scheme, ref.term)
+        return True
 
 
 def _same(row: UserMixin, ref: CategoryRef, principal: Principal) -> bool:

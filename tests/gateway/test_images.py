@@ -42,12 +42,21 @@ def volumes(node: Node) -> set[str]:
     return {v.id for v in node.driver().list_volumes()}
 
 
+def delete_from_qi(node: Node, term: str, user: str = "root") -> tuple[int, str]:
+    body = f'Category: {term}; scheme="{OS_SCHEME}"; class="mixin"\r\n'
+    response = node.request(
+        "DELETE", "/-/", user=user, data=body, headers={"Content-Type": "text/plain"}
+    )
+    return response.status_code, response.get_data(as_text=True).strip()
+
+
 @pytest.fixture
 def saved(node: Node) -> str:
-    """A running compute saved as os_tpl "keeper" (the save done); returns the compute."""
-    compute = node.create_compute()
+    """A compute of alice's saved as os_tpl "keeper" (the save done); returns the compute."""
+    compute = node.create_compute(user="alice")
     node.run_jobs()
-    assert node.action(compute, "save", attributes={"name": "keeper"}).status_code == 200
+    response = node.action(compute, "save", user="alice", attributes={"name": "keeper"})
+    assert response.status_code == 200
     node.run_jobs()
     assert image_volume_id("keeper") in volumes(node)
     return compute
@@ -56,7 +65,7 @@ def saved(node: Node) -> str:
 def test_an_image_a_compute_starts_from_is_kept_until_that_compute_is_gone(
     node: Node, saved: str
 ) -> None:
-    clone = node.create("compute", from_image("keeper"))
+    clone = node.create("compute", from_image("keeper"), user="alice")
     node.run_jobs()
 
     refused = nimbo(node, "rm", "keeper")
@@ -64,7 +73,7 @@ def test_an_image_a_compute_starts_from_is_kept_until_that_compute_is_gone(
     assert refused.exit_code != 0
     assert f"disk image of 1 compute(s) ({entity_id(clone)})" in refused.output
     assert offered(node, "keeper")
-    assert node.request("DELETE", clone).status_code == 200
+    assert node.request("DELETE", clone, user="alice").status_code == 200
     node.run_jobs()
 
     removed = nimbo(node, "rm", "keeper")
@@ -110,3 +119,29 @@ def test_a_registered_file_is_left_where_it_is(node: Node, tmp_path: Path) -> No
 def test_removing_an_unknown_image_says_so(node: Node) -> None:
     result = nimbo(node, "rm", "nothing")
     assert result.exit_code != 0 and "no OS template nothing" in result.output
+
+
+def test_a_user_deletes_the_image_they_saved_through_the_query_interface(
+    node: Node, saved: str
+) -> None:
+    clone = node.create("compute", from_image("keeper"), user="alice")
+    node.run_jobs()
+
+    assert delete_from_qi(node, "keeper", user="bob") == (
+        404, f"no OS template {OS_SCHEME}keeper")
+    status, message = delete_from_qi(node, "keeper", user="alice")
+    assert status == 409 and entity_id(clone) in message
+    assert node.request("DELETE", clone, user="alice").status_code == 200
+    node.run_jobs()
+
+    assert delete_from_qi(node, "keeper", user="alice")[0] == 200
+
+    assert not offered(node, "keeper")
+    reconcile(node.context, node.nimbo.queue, "host-a")
+    assert image_volume_id("keeper") not in volumes(node)
+    assert entity_id(saved) in node.get("/compute/", user="alice").get_data(as_text=True)
+
+
+def test_a_registered_image_stays_the_providers(node: Node, saved: str) -> None:
+    status, message = delete_from_qi(node, "debian12", user="alice")
+    assert status == 403 and "defined by the provider" in message
