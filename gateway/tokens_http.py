@@ -68,8 +68,7 @@ obliges.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -80,7 +79,7 @@ from auth.chain import AuthChain
 from auth.credentials import Credentials
 from auth.principal import Principal
 from auth.tokens import Federation, IssuedToken, TokenAuthenticator, TokenRecord, tenants_of
-from gateway import json_limits
+from gateway import json_limits, keystone
 from gateway.config import Config
 from gateway.errors import (
     InvalidRequest,
@@ -94,7 +93,7 @@ from occi.http.errors import extra_headers, status_for
 
 bp = Blueprint("auth_tokens", __name__)
 
-AUTH = "/auth/"
+AUTH = keystone.AUTH
 TOKENS = "/auth/tokens"
 KEYSTONE_TOKENS = "/auth/v3/auth/tokens"
 V2 = "/auth/v2.0"
@@ -122,12 +121,6 @@ NO_UNSCOPED_V3 = (
 NO_BEARER = (
     "send the access token of identity provider {idp} as Authorization: Bearer <token>{more}"
 )
-V2_METHODS = "passwordCredentials, voms (true) or token (with tenantName)"
-V3_METHODS = ("password", "token")
-DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
-"""Keystone's default domain: the one of local users and of every project here."""
-FEDERATED_DOMAIN = {"id": "Federated", "name": "Federated"}
-"""The domain Keystone gave users that exist only through federation."""
 # Keystone's name of the method that proved each source's identities.
 KEYSTONE_METHODS = {"local": "password", "ldap": "password", "oidc": "mapped", "x509": "external"}
 
@@ -198,11 +191,6 @@ def _audit_name(name: str) -> None:
     g.nimbo_audit = {**g.get("nimbo_audit", {}), "principal": name}
 
 
-def _timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC with microseconds and ``Z``, as Keystone writes them."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _json(document: Any, status: int, headers: dict[str, str] | None = None) -> Response:
     response = Response(json.dumps(document) + "\n", status=status, content_type="application/json")
     response.headers["Cache-Control"] = "no-store"
@@ -243,7 +231,7 @@ def issue() -> Response:
         issued,
         {
             "token": issued.token,
-            "expires": _timestamp(issued.expires_at),
+            "expires": keystone.timestamp(issued.expires_at),
             "user": principal.name,
             "groups": sorted(principal.groups),
         },
@@ -254,7 +242,7 @@ def issue() -> Response:
 def keystone_issue() -> Response:
     tokens = _tokens()
     credentials = _request_credentials()
-    body = _v3_auth(_keystone_body())
+    body = keystone.parse_v3(_keystone_body())
     until: float | None = None
     federation: Federation | None = None
     if body.token is not None:
@@ -276,7 +264,107 @@ def keystone_issue() -> Response:
     issued = tokens.issue(
         principal, tenant=body.project, until=until, methods=methods, federation=federation
     )
-    return _issued(issued, {"token": _v3_token(issued)})
+    return _issued(issued, {"token": keystone.v3_token(issued, _base_url())})
+
+
+@bp.route(TOKENS, methods=["DELETE"])
+@bp.route(KEYSTONE_TOKENS, methods=["DELETE"])
+def revoke() -> Response:
+    tokens = _tokens()
+    token = (
+        request.headers.get("X-Subject-Token") or ""
+    ).strip() or _request_credentials().auth_token
+    if not token:
+        raise NotAuthenticated("name the token to revoke in X-Auth-Token (or X-Subject-Token)")
+    if not tokens.revoke(token):
+        raise NotFound("no such token: it expired or was revoked already")
+    return Response(status=204)
+
+
+@bp.route(TOKENS, methods=["GET", "PUT", "PATCH"])
+@bp.route(KEYSTONE_TOKENS, methods=["GET", "PUT", "PATCH"])
+def other_methods() -> Response:
+    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("POST", "DELETE"))
+
+
+# --- Keystone version discovery ---------------------------------------------------------------
+
+
+@bp.route(AUTH, methods=["GET"])
+def versions() -> Response:
+    values = [keystone.version(v, _base_url()) for v in keystone.VERSIONS]
+    return _json({"versions": {"values": values}}, 300)
+
+
+@bp.route(V2, methods=["GET"])
+@bp.route(V2 + "/", methods=["GET"])
+def version_v2() -> Response:
+    return _json({"version": keystone.version("v2.0", _base_url())}, 200)
+
+
+@bp.route(V3, methods=["GET"])
+@bp.route(V3 + "/", methods=["GET"])
+def version_v3() -> Response:
+    return _json({"version": keystone.version("v3", _base_url())}, 200)
+
+
+@bp.route(AUTH, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V2, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V2 + "/", methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3 + "/", methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V2_TENANTS, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3_PROJECTS, methods=["POST", "PUT", "PATCH", "DELETE"])
+@bp.route(V3_FEDERATION_PROJECTS, methods=["POST", "PUT", "PATCH", "DELETE"])
+def read_only() -> Response:
+    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("GET", "HEAD"))
+
+
+# --- Keystone v2.0 tokens and tenants -------------------------------------------------------
+
+
+@bp.route(V2_TOKENS, methods=["POST"])
+def v2_issue() -> Response:
+    tokens = _tokens()
+    body = keystone.parse_v2(_keystone_body())
+    credentials = _request_credentials()
+    until: float | None = None
+    federation: Federation | None = None
+    if body.token is not None:
+        if body.tenant is None:
+            raise NotAuthenticated(NO_UNSCOPED)
+        principal, record = _rescoping(body.token, credentials.remote_addr)
+        until, federation, methods = record.expires, record.federation, _rescoped_methods(record)
+    elif body.password is not None:
+        _audit_name(body.password[0])
+        principal = _authenticate(
+            Credentials(remote_addr=credentials.remote_addr, basic=body.password)
+        )
+        methods = ("password",)
+    else:  # voms: the request's own credentials, without the X-Auth-Token rOCCI sends along
+        principal = _authenticate(credentials)
+        methods = (_method_of(principal),)
+    if body.tenant is not None:
+        _check_tenant(principal, body.tenant, noun="tenant")
+    issued = tokens.issue(
+        principal, tenant=body.tenant, until=until, methods=methods, federation=federation
+    )
+    return _json(keystone.v2_access(issued), 200)
+
+
+@bp.route(V2_TENANTS, methods=["GET"])
+def v2_tenants() -> Response:
+    principal = _chain().authenticate(_request_credentials())
+    tenants = [keystone.tenant_document(name, principal) for name in tenants_of(principal)]
+    return _json({"tenants": tenants, "tenants_links": []}, 200)
+
+
+@bp.route(V2_TOKENS, methods=["GET", "PUT", "PATCH", "DELETE"])
+def v2_other_methods() -> Response:
+    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("POST",))
+
+
+# --- Keystone v3 federation and projects ---------------------------------------------------
 
 
 @bp.route(FEDERATION_AUTH, methods=["GET", "POST"])
@@ -297,7 +385,7 @@ def federation_issue(idp: str, protocol: str) -> Response:
         Credentials(remote_addr=credentials.remote_addr, bearer=credentials.bearer)
     )
     issued = tokens.issue(principal, methods=(protocol,), federation=federation)
-    return _issued(issued, {"token": _v3_token(issued)})
+    return _issued(issued, {"token": keystone.v3_token(issued, _base_url())})
 
 
 def _federation(idp: str, protocol: str) -> Federation:
@@ -329,7 +417,7 @@ def _federation(idp: str, protocol: str) -> Federation:
 def v3_projects() -> Response:
     """The projects the request's principal may scope a token to: its tenants."""
     principal = _chain().authenticate(_request_credentials())
-    projects = [_project(name, principal) for name in tenants_of(principal)]
+    projects = [keystone.project_document(name, principal) for name in tenants_of(principal)]
     links = {"self": _base_url() + request.path, "previous": None, "next": None}
     return _json({"projects": projects, "links": links}, 200)
 
@@ -341,251 +429,7 @@ def federation_other_methods(idp: str, protocol: str) -> Response:
     )
 
 
-def _v3_token(issued: IssuedToken) -> dict[str, Any]:
-    """Keystone v3's ``token`` document of ``issued``: a project scope brings the project and
-    a catalog, a federated origin the user's ``OS-FEDERATION`` attributes."""
-    principal = issued.principal
-    user: dict[str, Any] = {"id": principal.name, "name": principal.name, "domain": DEFAULT_DOMAIN}
-    if issued.federation is not None:
-        user["domain"] = FEDERATED_DOMAIN
-        user["OS-FEDERATION"] = {
-            "identity_provider": {"id": issued.federation.identity_provider},
-            "protocol": {"id": issued.federation.protocol},
-            "groups": [{"id": group} for group in sorted(principal.groups)],
-        }
-    token: dict[str, Any] = {
-        "methods": list(issued.methods),
-        "user": user,
-        "issued_at": _timestamp(issued.issued_at),
-        "expires_at": _timestamp(issued.expires_at),
-    }
-    if issued.tenant is not None:
-        token["project"] = {"id": issued.tenant, "name": issued.tenant, "domain": DEFAULT_DOMAIN}
-        token["is_domain"] = False
-        token["roles"] = []
-        token["catalog"] = _catalog()
-    return token
-
-
-def _catalog() -> list[dict[str, Any]]:
-    """The service catalog of a scoped token: this server's OCCI root."""
-    endpoint = {
-        "id": "occi-public",
-        "interface": "public",
-        "region": None,
-        "region_id": None,
-        "url": _base_url() + "/",
-    }
-    return [{"id": "occi", "type": "occi", "name": "nimbostratus", "endpoints": [endpoint]}]
-
-
-def _project(name: str, principal: Principal) -> dict[str, Any]:
-    """A v3 project document: a tenant (its id is its name) in the default domain."""
-    return {
-        "id": name,
-        "name": name,
-        "enabled": True,
-        "domain_id": DEFAULT_DOMAIN["id"],
-        "parent_id": DEFAULT_DOMAIN["id"],
-        "is_domain": False,
-        "description": _tenant(name, principal)["description"],
-    }
-
-
-@bp.route(TOKENS, methods=["DELETE"])
-@bp.route(KEYSTONE_TOKENS, methods=["DELETE"])
-def revoke() -> Response:
-    tokens = _tokens()
-    token = (
-        request.headers.get("X-Subject-Token") or ""
-    ).strip() or _request_credentials().auth_token
-    if not token:
-        raise NotAuthenticated("name the token to revoke in X-Auth-Token (or X-Subject-Token)")
-    if not tokens.revoke(token):
-        raise NotFound("no such token: it expired or was revoked already")
-    return Response(status=204)
-
-
-@bp.route(TOKENS, methods=["GET", "PUT", "PATCH"])
-@bp.route(KEYSTONE_TOKENS, methods=["GET", "PUT", "PATCH"])
-def other_methods() -> Response:
-    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("POST", "DELETE"))
-
-
-# --- Keystone version discovery ---------------------------------------------------------------
-
-# Identity API version documents as Keystone serves them at its root (300 Multiple Choices,
-# no Location: HTTParty would follow one) and at each version's root (200).
-# Path below AUTH -> (id, updated). rOCCI reads the id's major number and the self link.
-_VERSIONS = {"v2.0": ("v2.0", "2014-04-17T00:00:00Z"), "v3": ("v3.0", "2013-03-06T00:00:00Z")}
-
-
-def _version(path: str) -> dict[str, Any]:
-    version_id, updated = _VERSIONS[path]
-    media_type = f"application/vnd.openstack.identity-{path}+json"
-    return {
-        "id": version_id,
-        "status": "stable",
-        "updated": updated,
-        "media-types": [{"base": "application/json", "type": media_type}],
-        "links": [{"rel": "self", "href": f"{_base_url()}{AUTH}{path}/"}],
-    }
-
-
-@bp.route(AUTH, methods=["GET"])
-def versions() -> Response:
-    return _json({"versions": {"values": [_version(v) for v in _VERSIONS]}}, 300)
-
-
-@bp.route(V2, methods=["GET"])
-@bp.route(V2 + "/", methods=["GET"])
-def version_v2() -> Response:
-    return _json({"version": _version("v2.0")}, 200)
-
-
-@bp.route(V3, methods=["GET"])
-@bp.route(V3 + "/", methods=["GET"])
-def version_v3() -> Response:
-    return _json({"version": _version("v3")}, 200)
-
-
-@bp.route(AUTH, methods=["POST", "PUT", "PATCH", "DELETE"])
-@bp.route(V2, methods=["POST", "PUT", "PATCH", "DELETE"])
-@bp.route(V2 + "/", methods=["POST", "PUT", "PATCH", "DELETE"])
-@bp.route(V3, methods=["POST", "PUT", "PATCH", "DELETE"])
-@bp.route(V3 + "/", methods=["POST", "PUT", "PATCH", "DELETE"])
-@bp.route(V2_TENANTS, methods=["POST", "PUT", "PATCH", "DELETE"])
-@bp.route(V3_PROJECTS, methods=["POST", "PUT", "PATCH", "DELETE"])
-@bp.route(V3_FEDERATION_PROJECTS, methods=["POST", "PUT", "PATCH", "DELETE"])
-def read_only() -> Response:
-    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("GET", "HEAD"))
-
-
-# --- Keystone v2.0 tokens and tenants -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class V2Auth:
-    """What a Keystone v2.0 ``POST /tokens`` body asks for: exactly one of ``password``,
-    ``voms`` and ``token``, and perhaps a tenant."""
-
-    password: tuple[str, str] | None = None
-    voms: bool = False
-    token: str | None = None
-    tenant: str | None = None
-
-
-@bp.route(V2_TOKENS, methods=["POST"])
-def v2_issue() -> Response:
-    tokens = _tokens()
-    body = _v2_auth(_keystone_body())
-    credentials = _request_credentials()
-    until: float | None = None
-    federation: Federation | None = None
-    if body.token is not None:
-        if body.tenant is None:
-            raise NotAuthenticated(NO_UNSCOPED)
-        principal, record = _rescoping(body.token, credentials.remote_addr)
-        until, federation, methods = record.expires, record.federation, _rescoped_methods(record)
-    elif body.password is not None:
-        _audit_name(body.password[0])
-        principal = _authenticate(
-            Credentials(remote_addr=credentials.remote_addr, basic=body.password)
-        )
-        methods = ("password",)
-    else:  # voms: the request's own credentials, without the X-Auth-Token rOCCI sends along
-        principal = _authenticate(credentials)
-        methods = (_method_of(principal),)
-    if body.tenant is not None:
-        _check_tenant(principal, body.tenant, noun="tenant")
-    issued = tokens.issue(
-        principal, tenant=body.tenant, until=until, methods=methods, federation=federation
-    )
-    token: dict[str, Any] = {
-        "id": issued.token,
-        "issued_at": _timestamp(issued.issued_at),
-        "expires": _timestamp(issued.expires_at),
-    }
-    if issued.tenant is not None:
-        token["tenant"] = _tenant(issued.tenant, principal)
-    document = {
-        "access": {
-            "token": token,
-            "user": {
-                "id": principal.name,
-                "name": principal.name,
-                "username": principal.name,
-                "roles": [],
-                "roles_links": [],
-            },
-            "serviceCatalog": [],
-            "metadata": {"is_admin": int(principal.is_admin), "roles": []},
-        }
-    }
-    return _json(document, 200)
-
-
-@bp.route(V2_TENANTS, methods=["GET"])
-def v2_tenants() -> Response:
-    principal = _chain().authenticate(_request_credentials())
-    tenants = [_tenant(name, principal) for name in tenants_of(principal)]
-    return _json({"tenants": tenants, "tenants_links": []}, 200)
-
-
-@bp.route(V2_TOKENS, methods=["GET", "PUT", "PATCH", "DELETE"])
-def v2_other_methods() -> Response:
-    raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", ("POST",))
-
-
-def _tenant(name: str, principal: Principal) -> dict[str, Any]:
-    """A tenant document; its id is its name (a group's name is unique and stable)."""
-    description = f"group {name}" if name in principal.groups else f"{principal.name} alone"
-    return {"id": name, "name": name, "enabled": True, "description": description}
-
-
-def _v2_auth(document: dict[str, Any] | None) -> V2Auth:
-    if document is None or "auth" not in document:
-        raise InvalidRequest(f'the body must be {{"auth": {{...}}}} with {V2_METHODS}')
-    auth_ = _object(document, "auth")
-    given = [m for m in ("passwordCredentials", "voms", "token") if m in auth_]
-    if len(given) != 1:
-        raise InvalidRequest(
-            f"auth needs exactly one of {V2_METHODS}; it has {', '.join(given) or 'none'}"
-        )
-    tenant = _v2_tenant(auth_)
-    if "voms" in auth_:
-        if auth_["voms"] is not True:
-            raise InvalidRequest("auth.voms must be true (the credentials are the request's own)")
-        return V2Auth(voms=True, tenant=tenant)
-    if "token" in auth_:
-        token_id = _object(auth_, "token").get("id")
-        if not isinstance(token_id, str) or not token_id:
-            raise InvalidRequest("auth.token needs an id (a token this server issued)")
-        return V2Auth(token=token_id, tenant=tenant)
-    credentials = _object(auth_, "passwordCredentials")
-    name = credentials.get("username", credentials.get("userId"))
-    password = credentials.get("password")
-    if not isinstance(name, str) or not name or not isinstance(password, str):
-        raise InvalidRequest("auth.passwordCredentials needs a username and a password")
-    return V2Auth(password=(name, password), tenant=tenant)
-
-
-def _v2_tenant(auth_: dict[str, Any]) -> str | None:
-    """The tenant of ``tenantName`` and/or ``tenantId`` (one value: ids are names here)."""
-    values = []
-    for field in ("tenantName", "tenantId"):
-        value = auth_.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value:
-            raise InvalidRequest(f"auth.{field} must be a non-empty string")
-        values.append(value)
-    if len(set(values)) > 1:
-        raise InvalidRequest("auth.tenantName and auth.tenantId name different tenants")
-    return values[0] if values else None
-
-
-# --- the Keystone v3 body -------------------------------------------------------------------
+# --- request bodies ------------------------------------------------------------------------
 
 
 def _keystone_body() -> dict[str, Any] | None:
@@ -599,95 +443,6 @@ def _keystone_body() -> dict[str, Any] | None:
     if not isinstance(document, dict):
         raise InvalidRequest('the body must be a JSON object: {"auth": {"identity": ...}}')
     return document
-
-
-@dataclass(frozen=True)
-class V3Auth:
-    """What a Keystone v3 ``POST /auth/tokens`` body asks for: a ``password`` or a ``token``
-    identity, or none (the request's own credentials count), and perhaps a project."""
-
-    password: tuple[str, str] | None = None
-    token: str | None = None
-    project: str | None = None
-
-
-def _v3_auth(document: dict[str, Any] | None) -> V3Auth:
-    if document is None:
-        return V3Auth()
-    auth_ = _object(document, "auth")
-    project = _v3_project(auth_)
-    identity = _object(auth_, "identity")
-    if not identity:
-        return V3Auth(project=project)
-    methods = identity.get("methods")
-    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-        raise InvalidRequest("auth.identity.methods must be a list of method names")
-    unsupported = [m for m in methods if m not in V3_METHODS]
-    if unsupported or not methods:
-        raise InvalidRequest(
-            f"unsupported identity method(s) {', '.join(unsupported) or 'none'}: use 'password', "
-            "'token' (with a project scope), or send no identity and authenticate the request "
-            "itself"
-        )
-    if len(set(methods)) > 1:
-        raise InvalidRequest("auth.identity.methods names password and token: use one of them")
-    if methods[0] == "token":
-        token_id = _object(identity, "token").get("id")
-        if not isinstance(token_id, str) or not token_id:
-            raise InvalidRequest("auth.identity.token needs an id (a token this server issued)")
-        return V3Auth(token=token_id, project=project)
-    user = _object(_object(identity, "password"), "user")
-    name = user.get("name", user.get("id"))
-    password = user.get("password")
-    if not isinstance(name, str) or not name or not isinstance(password, str):
-        raise InvalidRequest("auth.identity.password.user needs a name (or id) and a password")
-    return V3Auth(password=(name, password), project=project)
-
-
-def _v3_project(auth_: dict[str, Any]) -> str | None:
-    """The project of ``auth.scope`` (an id, or a name in the default domain); None when
-    the body asks for no scope."""
-    scope = auth_.get("scope")
-    if scope is None or scope == "unscoped":
-        return None
-    if not isinstance(scope, dict):
-        raise InvalidRequest('auth.scope must be {"project": {"id": ...}} or "unscoped"')
-    others = sorted(k for k in scope if k != "project")
-    if others:
-        raise InvalidRequest(
-            f"auth.scope names {', '.join(others)}: only projects (the user's groups) are "
-            'served, as {"project": {"id": ...}}'
-        )
-    project = _object(scope, "project")
-    values = {}
-    for field in ("id", "name"):
-        value = project.get(field)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise InvalidRequest(f"auth.scope.project.{field} must be a non-empty string")
-        if value is not None:
-            values[field] = value
-    if not values:
-        raise InvalidRequest("auth.scope.project needs an id or a name")
-    if len(set(values.values())) > 1:
-        raise InvalidRequest("auth.scope.project's id and name name different projects")
-    if "id" not in values:  # a name is unique within its domain only
-        domain = _object(project, "domain")
-        if (
-            domain.get("id", DEFAULT_DOMAIN["id"]) != DEFAULT_DOMAIN["id"]
-            or domain.get("name", DEFAULT_DOMAIN["name"]) != DEFAULT_DOMAIN["name"]
-        ):
-            raise NotAuthenticated(
-                f"no project {values['name']} in that domain: every project here is in "
-                f"domain {DEFAULT_DOMAIN['id']} ({DEFAULT_DOMAIN['name']})"
-            )
-    return next(iter(values.values()))
-
-
-def _object(document: dict[str, Any], field: str) -> dict[str, Any]:
-    value = document.get(field, {})
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{field} must be a JSON object")
-    return value
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 from werkzeug.test import TestResponse
 
+from auth.credentials import Credentials
+from auth.principal import Principal
+from auth.tokens import Federation, TokenAuthenticator, connect
+from gateway.errors import NotAuthenticated
 from gateway.hardening import SECURITY_HEADERS
 from gateway.store.models import User
 from tests.auth.jwks_server import AUDIENCE, IdentityProvider, tampered
@@ -642,3 +646,52 @@ def test_the_answers_are_hardened_and_audited_without_tokens(
     text = json.dumps(audit.get_json())
     for secret in (jwt, token, scoped_response.headers["X-Subject-Token"]):
         assert secret not in text
+
+
+# --- the token store alone --------------------------------------------------------------------
+
+
+def test_records_keep_methods_and_federation_and_older_records_still_read(
+    redis_url: str,
+) -> None:
+    connection = connect(redis_url)
+    try:
+        tokens = TokenAuthenticator(connection, ttl=60, cache_seconds=0)
+        alice = Principal("alice-oidc", "Alice", frozenset({"vo"}), source="oidc")
+        egi = Federation(identity_provider="egi.eu", protocol="openid")
+        issued = tokens.issue(alice, methods=["openid"], federation=egi)
+        assert (issued.methods, issued.federation) == (("openid",), egi)
+        record = tokens.record(issued.token)
+        assert (record.principal, record.tenant, record.methods, record.federation) == (
+            alice,
+            None,
+            ("openid",),
+            egi,
+        )
+        assert record.issued <= record.expires == tokens.expiry(issued.token)
+        # A record written before methods and federation were kept (another process, older
+        # code, during an upgrade) reads as unrecorded.
+        old = {
+            "name": "bob",
+            "display_name": "Bob",
+            "groups": ["g"],
+            "admin": False,
+            "source": "local",
+            "issued": time.time(),
+            "expires": time.time() + 30,
+            "tenant": "g",
+        }
+        connection.set(key_of("an-older-token"), json.dumps(old), ex=30)
+        older = tokens.record("an-older-token")
+        assert (older.principal.name, older.tenant, older.methods, older.federation) == (
+            "bob",
+            "g",
+            (),
+            None,
+        )
+        assert tokens.authenticate(Credentials(auth_token="an-older-token")) == older.principal
+        tokens.revoke(issued.token)
+        with pytest.raises(NotAuthenticated, match="unknown or expired"):
+            tokens.record(issued.token)
+    finally:
+        connection.close()
