@@ -646,6 +646,7 @@ class CdmiService:
         path: str | None,
         kind: str,
         explicit_acl: Any = None,
+        object_id: str | None = None,
     ) -> CdmiObjectRow:
         if explicit_acl is not None:
             aces = acl.parse(explicit_acl)
@@ -662,7 +663,7 @@ class CdmiService:
             principal, parent.path if parent else None, parent.group if parent else None
         )
         return CdmiObjectRow(
-            id=objectid.new(self.enterprise),
+            id=object_id or objectid.new(self.enterprise),
             kind=kind,
             parent_id=parent.id if parent is not None else None,
             name=name,
@@ -727,13 +728,14 @@ class CdmiService:
         kind: str,
         explicit_acl: Any = None,
         asked_group: Any = _MISSING,
+        object_id: str | None = None,
     ) -> CdmiObjectRow:
-        """A new object at ``path``: the parent's ADD right checked, the name free, the group
-        applied and the row flushed."""
+        """A new object at ``path`` (with ``object_id``, or a new one): the parent's ADD right
+        checked, the name free, the group applied and the row flushed."""
         right = acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT
         parent = self._parent(session, path, principal, right)
         self._check_free(session, path, target, principal)
-        row = self._new_row(principal, parent, path, kind, explicit_acl)
+        row = self._new_row(principal, parent, path, kind, explicit_acl, object_id)
         self._set_group(principal, row, asked_group, created=True)
         self._flush_new(session, row)
         return row
@@ -788,7 +790,35 @@ class CdmiService:
         staged = self._stage_value(body, selection) if "value" in body else None
         blob = staged[0] if staged else None
         with blob if blob is not None else contextlib.nullcontext():  # discarded unless published
-            return self._write_object(principal, target, body, selection, staged, partial)
+            fresh = self._publish_ahead(blob, target, principal)
+            try:
+                return self._write_object(
+                    principal, target, body, selection, staged, partial, fresh
+                )
+            except BaseException:
+                if fresh is not None:
+                    self.blobs.delete(fresh)
+                raise
+
+    def _publish_ahead(
+        self, blob: StagedBlob | None, target: Target, principal: Principal
+    ) -> str | None:
+        """For what looks like a new object, publish its value under a new object ID before
+        the write transaction, and return that ID (else None).
+
+        Writers queue for the store's one write lock; publishing (a rename and an fsync of a
+        directory) inside it made every create wait for every other's disk. A value under an
+        ID no row names yet is invisible (blobs are reached only through rows), so no partial
+        object can be seen; the caller deletes it if the transaction does not commit, and a
+        crash in between leaves only a file no row names."""
+        if blob is None or target.kind != PATH:
+            return None
+        with self.store.read() as reader:
+            if self._row(reader, target, None) is not None:
+                return None
+        fresh = objectid.new(self.enterprise)
+        blob.publish(fresh)
+        return fresh
 
     def _stage_value(
         self, body: Mapping[str, Any], selection: Selection
@@ -823,7 +853,10 @@ class CdmiService:
         selection: Selection,
         staged: tuple[StagedBlob | None, bytes, str | None] | None,
         partial: bool,
+        published: str | None = None,
     ) -> Written:
+        """``published``: the ID the value was published under ahead (see _publish_ahead); the
+        object must then be new, else 409 (it was created by another request meanwhile)."""
         metadata_in, explicit_acl = _metadata_of(body)
         asked_group = _group_of(body)
         mimetype = _mimetype_of(body)
@@ -840,9 +873,20 @@ class CdmiService:
                 self._check_slash(session, target, principal)
                 self._check_new_path(path, target)
                 row = self._add(
-                    session, principal, target, path, DATAOBJECT, explicit_acl, asked_group
+                    session,
+                    principal,
+                    target,
+                    path,
+                    DATAOBJECT,
+                    explicit_acl,
+                    asked_group,
+                    object_id=published,
                 )
             else:
+                if published is not None:
+                    raise Conflict(
+                        f"{self.uri_of(state_of(row))} was created by someone else just now"
+                    )
                 state = self._of_kind(state_of(row), DATAOBJECT)
                 if target.in_snapshot:
                     raise InvalidRequest("snapshots are read-only")
@@ -889,7 +933,8 @@ class CdmiService:
             if publish is not None:
                 try:
                     self.quotas.check_cdmi(session, principal, [(row, row.size - size_before)])
-                    publish.publish(row.id)
+                    if published is None:
+                        publish.publish(row.id)
                 finally:
                     publish.discard()
             elif created:

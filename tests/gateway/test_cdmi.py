@@ -588,3 +588,43 @@ def test_huge_json_body_is_413(make_node: Any) -> None:
     assert response.status_code == 413
     assert c.get("c/x").status_code == 404
     assert c.request("PUT", "c/raw", data=b"r" * 4096).status_code == 201  # plain: no limit
+
+
+# --- a new object's value is published before the write transaction ----------------------
+
+
+def test_a_create_refused_in_its_transaction_leaves_no_value_behind(
+    c: Cdmi, node: Node
+) -> None:
+    c.mkdir("mine/")
+    before = snapshot_of(node)
+
+    refused = c.as_user("bob").put("mine/intruder", {"value": "published ahead, then refused"})
+
+    assert refused.status_code in (403, 404)
+    assert snapshot_of(node) == before
+
+
+def test_a_create_overtaken_by_another_is_409_and_leaves_only_the_winner(
+    c: Cdmi, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c.mkdir("race/")
+    service = node.nimbo.cdmi
+    ahead = service._publish_ahead
+
+    def overtaken(*args: Any) -> str | None:
+        fresh = ahead(*args)  # our value is out under a new ID; then another request wins
+        monkeypatch.setattr(service, "_publish_ahead", ahead)
+        assert c.put("race/obj", {"value": "winner"}).status_code == 201
+        return fresh
+
+    monkeypatch.setattr(service, "_publish_ahead", overtaken)
+    before = snapshot_of(node)
+
+    response = c.put("race/obj", {"value": "loser"})
+
+    assert response.status_code == 409
+    assert "was created by someone else just now" in body(response)["error"]["description"]
+    assert c.read("race/obj")["value"] == "winner"
+    count, files = snapshot_of(node)
+    assert count == before[0] + 1 and len(files) == len(before[1]) + 1  # the winner's alone
