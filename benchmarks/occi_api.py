@@ -680,6 +680,8 @@ def print_setup(args: argparse.Namespace, processes: int) -> None:
         f"{API_WORKERS} workers each; nimbo via `nimbo up` (NIMBO_API_WORKERS={API_WORKERS}, "
         f"{MEMORY_URI}), bare via benchmarks/bare_app.py"
     )
+    if args.settings:
+        print("nimbo settings: " + ", ".join(f"{k}={v}" for k, v in args.settings.items()))
     print(
         f"client: {args.concurrency} keep-alive http.client connections in {processes} "
         f"process(es), the same client and counts for nimbo and bare; it runs on the same "
@@ -724,9 +726,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "every read on the store, as right after a write)",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for nimbo (NIMBO_NAME=VALUE), e.g. worker_nice=0; repeatable",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a fast smoke run: fewer requests and computes"
     )
     args = parser.parse_args(argv)
+    try:
+        args.settings = {
+            f"NIMBO_{name.strip().upper()}": value
+            for name, value in (item.split("=", 1) for item in args.set)
+        }
+    except ValueError:
+        parser.error("--set takes NAME=VALUE")
     args.requests = args.requests or (400 if args.quick else 4000)
     args.computes = args.computes or (200 if args.quick else 1000)
     if args.requests < 1 or args.concurrency < 1 or args.computes < 1:
@@ -742,7 +758,7 @@ def benchmark(
     client_processes = max(1, min(args.client_processes, args.concurrency))
     print_setup(args, client_processes)
     began = time.monotonic()
-    node = start_node(tmp, processes, args.entity_cache)
+    node = start_node(tmp, processes, args.entity_cache, args.settings)
     print(
         f"nimbo up on {HOST}:{node.port} after {time.monotonic() - began:.1f}s; "
         f"creating {args.computes} computes ...",
