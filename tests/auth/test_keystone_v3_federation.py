@@ -695,3 +695,15 @@ def test_records_keep_methods_and_federation_and_older_records_still_read(
             tokens.record(issued.token)
     finally:
         connection.close()
+
+
+def test_an_unreachable_issuer_is_503_not_401(
+    make_node: NodeFactory, identity_provider: IdentityProvider
+) -> None:
+    token = access_token(identity_provider)
+    node = federated_node(make_node, identity_provider)
+    identity_provider.stop()
+    response = federate(node, token)
+    assert "identity provider cannot be reached" in keystone_error(response, 503)
+    assert "Retry-After" in response.headers
+    assert node.connection.keys("nimbo:auth-token:*") == []
