@@ -41,12 +41,13 @@ overrides is its whole cost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from auth.principal import Principal
@@ -285,14 +286,17 @@ class Quotas:
         self, session: Session, holders: Iterable[Holder]
     ) -> dict[Holder, dict[str, float | None]]:
         """The rows of ``quota_limits`` of ``holders``, in one read of the primary key."""
-        conditions = [
-            and_(QuotaLimit.scope == scope, QuotaLimit.name == name) for scope, name in holders
-        ]
+        wanted = list(holders)
         found: dict[Holder, dict[str, float | None]] = {}
-        if not conditions:
+        if not wanted:
             return found
-        for limit in session.scalars(select(QuotaLimit).where(or_(*conditions))):
-            found.setdefault((limit.scope, limit.name), {})[limit.resource] = limit.maximum
+        params: dict[str, str] = {}
+        for i, (scope, name) in enumerate(wanted):
+            params[f"scope{i}"], params[f"name{i}"] = scope, name
+        session.flush()  # what the session holds counts; Core on its connection, no ORM round
+        rows = session.connection().execute(_overrides_statement(len(wanted)), params)
+        for row in rows:
+            found.setdefault((row.scope, row.name), {})[row.resource] = row.maximum
         return found
 
     def _enforce(
@@ -428,4 +432,20 @@ def _public_leases(count: Any, where: ColumnElement[bool], *columns: Any) -> Any
         .join(_NET, _NET.id == Lease.network_id)
         .join(User, User.name == _NET.owner)
         .where(where, User.is_admin.is_(True))
+    )
+
+
+@functools.cache
+def _overrides_statement(holders: int) -> Select[Any]:
+    """The read of the quota rows of ``holders`` holders (bound ``scope<i>``, ``name<i>``),
+    built once per count: every create and upload runs it inside the write transaction, and
+    building it cost more than running it."""
+    table = QuotaLimit.__table__.c
+    return select(table.scope, table.name, table.resource, table.maximum).where(
+        or_(
+            *(
+                and_(table.scope == bindparam(f"scope{i}"), table.name == bindparam(f"name{i}"))
+                for i in range(holders)
+            )
+        )
     )
