@@ -256,6 +256,8 @@ def serve(
     os.environ["NIMBO_DATA_DIR"] = str(config.data_path)
     for name in ("tls_cert", "tls_key", "tls_client_ca"):  # for gunicorn_conf
         os.environ[f"NIMBO_{name.upper()}"] = getattr(config, name)
+    if config.api_malloc_arenas:  # read by glibc at exec; the workers fork from the master
+        os.environ.setdefault("MALLOC_ARENA_MAX", str(config.api_malloc_arenas))
     args = [
         sys.executable,
         "-m",

@@ -31,6 +31,8 @@ class Config:
         root = merged["cdmi_root"]
         if not root.startswith("/") or not root.endswith("/") or root == "/" or "//" in root:
             raise ConfigurationError("cdmi_root must be a path like /cdmi/ (not /: OCCI owns it)")
+        if merged["api_malloc_arenas"] < 0:
+            raise ConfigurationError("api_malloc_arenas must be 0 (glibc's default) or more")
         if not 0 <= merged["worker_nice"] <= 19:
             raise ConfigurationError("worker_nice must be in 0..19")
         if not 0 < merged["cdmi_enterprise_number"] < 1 << 24:

@@ -60,6 +60,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("api_workers", 2, int, "gunicorn worker processes for the API."),
     Setting(
+        "api_malloc_arenas",
+        2,
+        int,
+        "glibc malloc arenas of each API process (MALLOC_ARENA_MAX, unless the environment sets "
+        "it): with one arena per thread a worker streaming large objects grows by megabytes it "
+        "keeps; 0: glibc's default (8 per core).",
+    ),
+    Setting(
         "page_max", 1000, int, "Largest page size a client may ask for with ?number= (413 above)."
     ),
     Setting(

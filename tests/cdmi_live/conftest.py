@@ -60,6 +60,7 @@ class StoreState:
 
 @dataclass(frozen=True)
 class LiveNode:
+    pid: int  # of `nimbo up`, the leader of its process group
     port: int
     data_dir: Path
     log: Path
@@ -122,7 +123,7 @@ def _processes() -> dict[int, tuple[int, str]]:
     return table
 
 
-def _descendants(pid: int) -> dict[int, str]:
+def descendants(pid: int) -> dict[int, str]:
     """Every live process below ``pid`` with its start time (to never signal a reused pid)."""
     table = _processes()
     found: dict[int, str] = {}
@@ -151,7 +152,7 @@ def _exited(process: subprocess.Popen[bytes], timeout: float) -> bool:
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGINT to ``nimbo up`` (it stops what it started), then SIGTERM and SIGKILL to its
     process group, then to every descendant still alive (they run in sessions of their own)."""
-    family = _descendants(process.pid)
+    family = descendants(process.pid)
     if process.returncode is None:
         if not _exited(process, 0):
             process.send_signal(signal.SIGINT)
@@ -205,7 +206,11 @@ def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     tmp = tmp_path_factory.mktemp("cdmi-live")
     data_dir, log = tmp / "data", tmp / "nimbo.log"
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIMBO_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("NIMBO_") and k != "MALLOC_ARENA_MAX"
+    }
     env.update(
         NIMBO_LIBVIRT_URI=MEMORY_URI,
         NIMBO_API_WORKERS=str(API_WORKERS),
@@ -246,7 +251,7 @@ def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
             capture_output=True,
             timeout=60,
         )
-        yield LiveNode(port, data_dir, log, admin, user)
+        yield LiveNode(process.pid, port, data_dir, log, admin, user)
     finally:
         _stop(process)
 
