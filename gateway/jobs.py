@@ -409,7 +409,8 @@ def _save(driver: HostDriver, job: Job) -> ComputeInfo:
 
 def _discard_saved_image(job: Job) -> None:
     """Undo a failed save: its os_tpl leaves the catalogue and the part copied, if any, is
-    deleted (best effort: a host that cannot be reached keeps a volume nothing names)."""
+    deleted (a host that cannot be reached keeps it until its reconciler sweeps the volumes
+    no image names, see gateway.reconciler)."""
     term = str(job.params["image"])
     with current().store.session(write=True) as session:
         _forget_saving_image(session, term)

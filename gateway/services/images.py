@@ -1,5 +1,5 @@
 """Removing an OS template (``os_tpl``): a user's own saved image through the query interface
-(``DELETE /-/`` naming it, see :meth:`gateway.services.mixins.Mixins.remove`), any image by an
+(``DELETE /-/`` naming it, see :meth:`gateway.services.mixins.MixinService.remove`), any image by an
 administrator (``nimbo image rm``).
 
 An image that a compute still starts from stays: that compute's root disk is a copy-on-write

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth.principal import Principal
+from backends.base import config_drive_volume_id
 from backends.registry import shares_volumes
 from gateway import jobs
 from gateway.config import Config
@@ -26,6 +27,7 @@ from gateway.scheduler import place
 from gateway.services import ipam
 from gateway.services.cdmi_exports import cdmi_export
 from gateway.services.context import check_context
+from gateway.services.images import SAVED_IMAGE_PREFIX
 from gateway.services.tenancy import GROUP_ATTRIBUTE, OWNER_ATTRIBUTE, Tenancy, group_name
 from gateway.store.models import EntityMixin, EntityRow, Host, Image, Operation
 from occi import infrastructure as infra
@@ -66,6 +68,17 @@ class Plan:
     jobs: list[tuple[str | None, JobFunc, str, str]] = field(default_factory=list)
 
 
+def _names_a_derived_volume(entity_id: str) -> bool:
+    """Whether a volume id the gateway derives (a compute's root disk or config drive, a
+    saved image) could equal ``entity_id``, the volume id of a storage: a client choosing
+    such an id would share, or lose, that volume."""
+    return (
+        entity_id.startswith(SAVED_IMAGE_PREFIX)
+        or entity_id.endswith(jobs.root_volume_id(""))
+        or entity_id.endswith(config_drive_volume_id(""))
+    )
+
+
 def parse_id(value: object) -> str:
     """A client-given ``occi.core.id`` as the path segment of the entity: a UUID (bare or
     ``urn:uuid:``) in lower case, or a plain id of letters, digits, ``_.~-`` (at most 64)."""
@@ -74,6 +87,12 @@ def parse_id(value: object) -> str:
     if match:
         return match.group(1).lower()
     if _PLAIN_ID.match(text):
+        if _names_a_derived_volume(text):
+            raise InvalidAttribute(
+                f"occi.core.id {text} is reserved: ids starting with {SAVED_IMAGE_PREFIX} or "
+                f"ending with {jobs.root_volume_id('')} or {config_drive_volume_id('')} name "
+                "the volumes the gateway keeps beside entities"
+            )
         return text
     raise InvalidAttribute(
         f"occi.core.id must be a UUID, a urn:uuid URN, or up to 64 letters, "
@@ -173,6 +192,7 @@ class Planner:
         self._take_tenancy(kind, attrs)
         given_id = attrs.pop("occi.core.id", None)
         new_id = parse_id(given_id) if given_id is not None else None
+        entity_id = parse_id(entity_id) if entity_id else None  # PUT at a URL of the client's
         if entity_id and new_id and new_id != entity_id:
             raise InvalidRequest(f"occi.core.id {given_id} differs from the URL's id {entity_id}")
         new_id = entity_id or new_id or str(uuid.uuid4())
@@ -267,7 +287,7 @@ class Planner:
 
     def _check_image_ready(self, os_tpl: Mixin) -> None:
         """A compute cannot start from an image a ``save`` is still copying: 409 until the
-        copy is whole (a failed save removes its template, see :func:`gateway.jobs._save`)."""
+        copy is whole (a failed save takes its template back: gateway.jobs.act_on_compute)."""
         image = self.session.get(Image, os_tpl.term)
         if image is not None and image.state == "saving":
             raise Conflict(

@@ -580,6 +580,21 @@ def test_put_creates_at_the_url(node: Node) -> None:
     assert attributes(node, f"/compute/{wanted}")["occi.compute.state"] == "active"
 
 
+@pytest.mark.parametrize("wanted", ["image-keeper", "vm1-root", "vm1-configdrive"])
+def test_an_id_naming_a_volume_of_the_gateway_is_refused(node: Node, wanted: str) -> None:
+    body = text_plain([category("storage", INFRA, "kind")], {"occi.storage.size": 1.0})
+
+    at_url = node.request("PUT", f"/storage/{wanted}", data=body,
+                          headers={"Content-Type": "text/plain"})
+    in_body = node.post_text("/storage/", text_plain(
+        [category("storage", INFRA, "kind")], {"occi.storage.size": 1.0, "occi.core.id": wanted}))
+
+    for response in (at_url, in_body):
+        assert response.status_code == 400
+        assert f"occi.core.id {wanted} is reserved" in response.get_data(as_text=True)
+    assert node.count_entities() == 0
+
+
 def test_put_with_a_different_id_is_400(node: Node) -> None:
     body = text_plain(compute_categories(),
                       {"occi.core.id": "urn:uuid:aaaaaaaa-7b1f-4c3d-9e8a-112233445566"})
