@@ -238,32 +238,48 @@ def issue() -> Response:
     )
 
 
-@bp.route(KEYSTONE_TOKENS, methods=["POST"])
-def keystone_issue() -> Response:
-    tokens = _tokens()
+def _issue_keystone(
+    token: str | None,
+    password: tuple[str, str] | None,
+    scope: str | None,
+    noun: str,
+    unscoped: str,
+) -> IssuedToken:
+    """The token a Keystone request (v2.0 or v3) asks for, scoped to the tenant or project
+    ``scope`` (a ``noun``). Who it is for: the holder of ``token``, rescoped (only with a
+    scope, else 401 ``unscoped``: tokens are not renewable; the new one expires with it and
+    keeps its methods and federation), or the owner of ``password``, or else whoever the
+    request's own credentials name (rOCCI's voms: its certificate, without the X-Auth-Token
+    it sends along)."""
+    tokens = _tokens()  # 404 where none are issued, before any password is checked
     credentials = _request_credentials()
-    body = keystone.parse_v3(_keystone_body())
     until: float | None = None
     federation: Federation | None = None
-    if body.token is not None:
-        if body.project is None:
-            raise NotAuthenticated(NO_UNSCOPED_V3)
-        principal, record = _rescoping(body.token, credentials.remote_addr)
+    if token is not None:
+        if scope is None:
+            raise NotAuthenticated(unscoped)
+        principal, record = _rescoping(token, credentials.remote_addr)
         until, federation, methods = record.expires, record.federation, _rescoped_methods(record)
-    elif body.password is not None:
-        _audit_name(body.password[0])
+    elif password is not None:
+        _audit_name(password[0])
         principal = _authenticate(
-            Credentials(remote_addr=credentials.remote_addr, basic=body.password)
+            Credentials(remote_addr=credentials.remote_addr, basic=password)
         )
         methods = ("password",)
-    else:  # the request's own credentials
+    else:
         principal = _authenticate(credentials)
         methods = (_method_of(principal),)
-    if body.project is not None:
-        _check_tenant(principal, body.project, noun="project")
-    issued = tokens.issue(
-        principal, tenant=body.project, until=until, methods=methods, federation=federation
+    if scope is not None:
+        _check_tenant(principal, scope, noun=noun)
+    return tokens.issue(
+        principal, tenant=scope, until=until, methods=methods, federation=federation
     )
+
+
+@bp.route(KEYSTONE_TOKENS, methods=["POST"])
+def keystone_issue() -> Response:
+    body = keystone.parse_v3(_keystone_body())
+    issued = _issue_keystone(body.token, body.password, body.project, "project", NO_UNSCOPED_V3)
     return _issued(issued, {"token": keystone.v3_token(issued, _base_url())})
 
 
@@ -325,30 +341,8 @@ def read_only() -> Response:
 
 @bp.route(V2_TOKENS, methods=["POST"])
 def v2_issue() -> Response:
-    tokens = _tokens()
     body = keystone.parse_v2(_keystone_body())
-    credentials = _request_credentials()
-    until: float | None = None
-    federation: Federation | None = None
-    if body.token is not None:
-        if body.tenant is None:
-            raise NotAuthenticated(NO_UNSCOPED)
-        principal, record = _rescoping(body.token, credentials.remote_addr)
-        until, federation, methods = record.expires, record.federation, _rescoped_methods(record)
-    elif body.password is not None:
-        _audit_name(body.password[0])
-        principal = _authenticate(
-            Credentials(remote_addr=credentials.remote_addr, basic=body.password)
-        )
-        methods = ("password",)
-    else:  # voms: the request's own credentials, without the X-Auth-Token rOCCI sends along
-        principal = _authenticate(credentials)
-        methods = (_method_of(principal),)
-    if body.tenant is not None:
-        _check_tenant(principal, body.tenant, noun="tenant")
-    issued = tokens.issue(
-        principal, tenant=body.tenant, until=until, methods=methods, federation=federation
-    )
+    issued = _issue_keystone(body.token, body.password, body.tenant, "tenant", NO_UNSCOPED)
     return _json(keystone.v2_access(issued), 200)
 
 
