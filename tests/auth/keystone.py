@@ -10,7 +10,8 @@ from typing import Any
 
 from werkzeug.test import TestResponse
 
-from tests.gateway.conftest import Node
+from gateway.hardening import SECURITY_HEADERS
+from tests.gateway.conftest import Node, basic
 
 # rOCCI-api's own expressions (Keystone::KEYSTONE_URI_REGEXP, KEYSTONE_VERSION_REGEXP).
 KEYSTONE_URI_REGEXP = re.compile(r"^(Keystone|snf-auth) uri=([\"'])(.+)([\"'])$")
@@ -37,3 +38,26 @@ def keystone_error(response: TestResponse, status: int) -> str:
     assert error["code"] == status and error["title"]
     message: str = error["message"]
     return message
+
+
+def assert_security_headers(*responses: TestResponse) -> None:
+    """Every response carries the gateway's security headers, with their values."""
+    for response in responses:
+        for name, value in SECURITY_HEADERS:
+            assert response.headers.get(name) == value, name
+
+
+def audited_auth_requests(node: Node) -> tuple[list[tuple[str, str, int]], str]:
+    """(user, path, status) of every audit record under /auth/, oldest first, and the whole
+    audit log as text (to search for secrets); read by an admin from the loopback address."""
+    audit = node.client.get(
+        "/admin/audit", headers=basic("root"), environ_overrides={"REMOTE_ADDR": "::1"}
+    )
+    assert audit.status_code == 200, audit.get_data(as_text=True)
+    records = audit.get_json()["records"]
+    found = [
+        (r["user"], r["path"], r["status"])
+        for r in reversed(records)
+        if r["path"].startswith("/auth/")
+    ]
+    return found, json.dumps(records)
