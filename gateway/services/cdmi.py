@@ -57,6 +57,7 @@ from cdmi.paths import BY_ID, CAPABILITIES, DOMAINS, ID_ROOT, PATH, Target
 from cdmi.request import CdmiType, Selection
 from gateway.config import Config
 from gateway.errors import (
+    BackendError,
     Conflict,
     Forbidden,
     InvalidRequest,
@@ -790,19 +791,18 @@ class CdmiService:
         staged = self._stage_value(body, selection) if "value" in body else None
         blob = staged[0] if staged else None
         with blob if blob is not None else contextlib.nullcontext():  # discarded unless published
-            fresh = self._publish_ahead(blob, target, principal)
+            fresh = self._publish_ahead(blob, target)
             try:
                 return self._write_object(
                     principal, target, body, selection, staged, partial, fresh
                 )
             except BaseException:
                 if fresh is not None:
-                    self.blobs.delete(fresh)
+                    with contextlib.suppress(BackendError):  # the refusal matters more
+                        self.blobs.delete(fresh)
                 raise
 
-    def _publish_ahead(
-        self, blob: StagedBlob | None, target: Target, principal: Principal
-    ) -> str | None:
+    def _publish_ahead(self, blob: StagedBlob | None, target: Target) -> str | None:
         """For what looks like a new object, publish its value under a new object ID before
         the write transaction, and return that ID (else None).
 
