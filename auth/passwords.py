@@ -47,4 +47,9 @@ DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 def generate_password() -> str:
-    return secrets.token_urlsafe(18)
+    """A random password (144 bits, URL-safe base64) that does not start with '-', which
+    command lines would take for an option (``--password -x…``)."""
+    while True:
+        password = secrets.token_urlsafe(18)
+        if not password.startswith("-"):
+            return password
