@@ -137,6 +137,14 @@ SETTINGS: tuple[Setting, ...] = (
         "network_bridge_device).",
     ),
     Setting(
+        "network_vlan_uplink",
+        "",
+        str,
+        "Host interface carrying the site's 802.1Q-tagged traffic: a network with "
+        "occi.network.vlan N is bridged onto a bridge of VLAN N made on it (Linux bridges). "
+        "Empty: VLAN ids are recorded only (Open vSwitch tags them in 'bridge' mode).",
+    ),
+    Setting(
         "network_bridge_device", "", str, "Host interface new networks bridge to in 'bridge' mode."
     ),
     Setting(

@@ -27,6 +27,7 @@ def driver_options(config: Config) -> dict[str, object]:
         "virt_type": config.virt_type,
         "network_mode": config.network_mode,
         "bridge_device": config.network_bridge_device or None,
+        "vlan_uplink": config.network_vlan_uplink or None,
         "console_dir": str(config.data_path / "consoles"),
     }
 

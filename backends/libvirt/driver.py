@@ -67,7 +67,7 @@ from backends.base import (
     network_name,
     volume_name,
 )
-from backends.libvirt import xml
+from backends.libvirt import vlan, xml
 from backends.libvirt.errors import is_unsupported, translated
 from backends.libvirt.states import power_state
 from gateway.errors import BackendConflict, BackendError, BackendNotFound, BackendUnavailable
@@ -166,6 +166,7 @@ class LibvirtDriver(HostDriver):
         console_dir: str | None = None,
         graceful_timeout: float = 60.0,
         virtual_switch: str = "linux",
+        vlan_uplink: str | None = None,
     ) -> None:
         if virt_type not in ("auto", "kvm", "qemu"):
             raise BackendError(f"unknown virt_type {virt_type!r} (auto, kvm or qemu)")
@@ -181,6 +182,7 @@ class LibvirtDriver(HostDriver):
         self.console_dir = console_dir or "/var/log/libvirt/qemu"
         self.graceful_timeout = graceful_timeout
         self.virtual_switch = virtual_switch
+        self.vlan_uplink = vlan_uplink or None
         self.poll_interval = 0.2
         self._is_test = uri.split(":", 1)[0] == "test"
         self._is_local = is_local_uri(uri)
@@ -768,13 +770,32 @@ class LibvirtDriver(HostDriver):
             )
 
     def _host_defaults(self, spec: NetworkSpec) -> NetworkSpec:
+        if self._on_vlan_bridge(spec):
+            assert spec.vlan is not None
+            return dataclasses.replace(
+                spec, mode="bridge", bridge_device=vlan.bridge_name(int(spec.vlan))
+            )
         mode = self.network_mode if spec.mode == "isolated" else spec.mode
         return dataclasses.replace(
             spec, mode=mode, bridge_device=spec.bridge_device or self.bridge_device
         )
 
+    def _on_vlan_bridge(self, spec: NetworkSpec) -> bool:
+        """A network with a VLAN on a host with a VLAN uplink and Linux bridges is bridged onto
+        that VLAN's bridge (see backends.libvirt.vlan), whatever its mode."""
+        return spec.vlan is not None and bool(self.vlan_uplink) and self.virtual_switch == "linux"
+
     def ensure_network(self, spec: NetworkSpec) -> NetworkInfo:
-        """Define the network if missing (autostart), and start it."""
+        """Define the network if missing (autostart), and start it; a network on a VLAN
+        bridge gets the bridge made first (again after a reboot of the host)."""
+        if self._on_vlan_bridge(spec) and not self._is_test:  # a simulated host has no links
+            if not self._is_local:
+                raise BackendError(
+                    f"VLAN {spec.vlan}: its bridge is made on the host itself; run the worker "
+                    f"there with a local URI, not {self.uri}"
+                )
+            assert self.vlan_uplink is not None and spec.vlan is not None
+            vlan.ensure_bridge(self.vlan_uplink, int(spec.vlan))
         network = self._network(spec.id)
         if network is None:
             text = xml.network_xml(self._host_defaults(spec), virtual_switch=self.virtual_switch)
@@ -807,10 +828,12 @@ class LibvirtDriver(HostDriver):
         return self._network_info(network_id, network)
 
     def delete_network(self, network_id: str) -> None:
-        """Stop and undefine; missing: no-op."""
+        """Stop and undefine; missing: no-op. The last network on a VLAN bridge takes the
+        bridge and its sub-interface with it."""
         network = self._network(network_id)
         if network is None:
             return
+        bridge = self._network_info(network_id, network).bridge
         try:
             with translated(f"delete network {network.name()}"):
                 if network.isActive():
@@ -818,3 +841,8 @@ class LibvirtDriver(HostDriver):
                 network.undefine()
         except BackendNotFound:
             pass  # deleted meanwhile
+        tag = vlan.vlan_of_bridge(bridge)
+        if tag is None or self._is_test or not self._is_local:
+            return
+        if all(other.bridge != bridge for other in self.list_networks()):
+            vlan.remove_bridge(tag)

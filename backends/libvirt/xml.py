@@ -414,9 +414,10 @@ def network_xml(spec: NetworkSpec, *, virtual_switch: str = "linux") -> str:
     create 802.1Q sub-interfaces itself (``virInterfaceDefineXML`` is unsupported with the udev
     backend Debian builds). So with ``virtual_switch='openvswitch'`` a bridge-mode network gets
     ``<virtualport type='openvswitch'/><vlan><tag id=…/></vlan>`` and libvirt tags the ports;
-    with Linux bridges ``bridge_device`` must name the host bridge that already carries the
-    tagged traffic (e.g. ``br42`` enslaving ``eth0.42``), and isolated/NAT networks have no
-    uplink for a tag to matter — in both cases no ``<vlan>`` is written.
+    with Linux bridges the network is bridged onto a host bridge that already carries the
+    tagged traffic: the one the driver makes on its ``vlan_uplink`` (:mod:`backends.libvirt.vlan`)
+    or one named as ``bridge_device`` (e.g. ``br42`` enslaving ``eth0.42``). Isolated/NAT
+    networks have no uplink for a tag to matter. In all these cases no ``<vlan>`` is written.
     """
     root = ET.Element("network")
     _sub(root, "name", network_name(spec.id))

@@ -261,3 +261,113 @@ def test_qemu_gives_a_volume_to_one_domain_at_a_time(driver: LibvirtDriver) -> N
     assert "in use by another domain" in refused.value.message
     assert driver.compute_info(second).state is PowerState.STOPPED
     assert driver.compute_info(first).state is PowerState.RUNNING
+
+
+def _no_8021q() -> str | None:
+    """Why 802.1Q VLAN links cannot be made here (probed in a throwaway namespace), or None."""
+    from tests.netns import run
+
+    if shutil.which("ip") is None:
+        return "ip is not installed (Debian package iproute2)"
+    probe = f"nimbo-probe-{uuid.uuid4().hex[:8]}"
+    if run("ip", "netns", "add", probe).returncode != 0:
+        return "cannot create a network namespace"
+    try:
+        made = run("ip", "-n", probe, "link", "add", "link", "lo", "name", "lo.5", "type", "vlan",
+                   "id", "5")
+        if made.returncode != 0:
+            return f"the kernel makes no 802.1Q VLAN links (CONFIG_VLAN_8021Q): {made.stderr}"
+    finally:
+        run("ip", "netns", "delete", probe)
+    return None
+
+
+@pytest.fixture
+def two_namespaces() -> Iterator[tuple[str, str]]:
+    """Two network namespaces of this test's own (the site's switch side, a guest's side)."""
+    from tests.netns import must, run
+
+    reason = _no_8021q()
+    if reason:
+        pytest.skip(reason.strip())
+    names = tuple(f"nimbo-vl{uuid.uuid4().hex[:6]}{side}" for side in "ab")
+    for name in names:
+        must("ip", "netns", "add", name)
+    yield names[0], names[1]
+    for name in names:
+        run("ip", "netns", "delete", name)
+
+
+def test_a_vlan_network_bridges_guests_onto_the_tagged_uplink(
+    daemon: None, qemu_dir: Path, two_namespaces: tuple[str, str]
+) -> None:
+    """occi.network.vlan on Linux bridges: the driver makes the VLAN's sub-interface on the
+    uplink and its bridge, and bridges the libvirt network onto it. Traffic runs only between
+    two namespaces of the test: the site (namespace a, tagging VLAN 3987 and 3988 on its end of
+    the uplink) and a port of the VLAN bridge (namespace b, as a guest's NIC is). VLAN 3987
+    gets through, 3988 does not; the host's links have no address; a domain's NIC lands on the
+    bridge; deleting the network removes the links."""
+    from backends.libvirt import vlan
+    from tests.netns import must, run
+
+    site, port = two_namespaces
+    tag = uuid.uuid4().hex[:6]
+    uplink, guest_port = f"nvu{tag}", f"nvp{tag}"
+    number = 3987
+    bridge, sub = vlan.bridge_name(number), vlan.subinterface_name(number)
+    must("ip", "link", "add", uplink, "type", "veth", "peer", "name", "up0", "netns", site)
+    must("ip", "link", "add", guest_port, "type", "veth", "peer", "name", "g0", "netns", port)
+    for other, address in ((number, "10.77.87.1/24"), (number + 1, "10.77.88.1/24")):
+        must("ip", "-n", site, "link", "add", "link", "up0", "name", f"up0.{other}", "type",
+             "vlan", "id", str(other))
+        must("ip", "-n", site, "addr", "add", address, "dev", f"up0.{other}")
+        must("ip", "-n", site, "link", "set", f"up0.{other}", "up")
+    must("ip", "-n", site, "link", "set", "up0", "up")
+    must("ip", "-n", port, "addr", "add", "10.77.87.2/24", "dev", "g0")
+    must("ip", "-n", port, "addr", "add", "10.77.88.2/24", "dev", "g0")
+    must("ip", "-n", port, "link", "set", "g0", "up")
+    must("ip", "link", "set", "dev", uplink, "addrgenmode", "none")
+    must("ip", "link", "set", "dev", guest_port, "addrgenmode", "none")
+    must("ip", "link", "set", uplink, "up")
+    driver = LibvirtDriver(URI, pool_name=f"nimbo-test-{tag}", pool_path=str(qemu_dir / "pool"),
+                           virt_type="qemu", console_dir=str(qemu_dir), vlan_uplink=uplink)
+    net = f"test-{tag}"
+    cid = f"test-{uuid.uuid4()}"
+    try:
+        info = driver.ensure_network(NetworkSpec(id=net, vlan=number))
+        assert info.active and info.bridge == bridge
+        must("ip", "link", "set", guest_port, "master", bridge)
+        must("ip", "link", "set", guest_port, "up")
+        details = json.loads(run("ip", "-details", "-json", "link", "show", "dev", sub).stdout)[0]
+        assert details["linkinfo"]["info_kind"] == "vlan"
+        assert details["linkinfo"]["info_data"]["id"] == number
+        assert details["link"] == uplink and details["master"] == bridge
+        for name in (bridge, sub):  # the host itself sends nothing onto the VLAN
+            shown = json.loads(run("ip", "-json", "addr", "show", "dev", name).stdout)[0]
+            assert shown["addr_info"] == [], shown
+
+        same_vlan = run("ip", "netns", "exec", site, "ping", "-c", "2", "-W", "2", "10.77.87.2")
+        other_vlan = run("ip", "netns", "exec", site, "ping", "-c", "2", "-W", "1", "10.77.88.2")
+
+        assert same_vlan.returncode == 0, same_vlan.stdout + same_vlan.stderr
+        assert other_vlan.returncode != 0, other_vlan.stdout
+        driver.ensure_compute(ComputeSpec(
+            id=cid, name="vlan test", cores=1, memory_mib=64,
+            nics=(NicSpec(link_id="l1", network_id=net, mac="52:54:00:77:0f:93"),)))
+        assert driver.start_compute(cid).state is PowerState.RUNNING
+        ports = json.loads(run("ip", "-json", "link", "show", "master", bridge).stdout)
+        assert {p["ifname"] for p in ports} >= {sub, guest_port}
+        assert len(ports) == 3, ports  # and the domain's tap
+        driver.delete_compute(cid)
+        driver.delete_network(net)
+        assert run("ip", "link", "show", "dev", bridge).returncode != 0
+        assert run("ip", "link", "show", "dev", sub).returncode != 0
+    finally:
+        driver.delete_compute(cid)
+        driver.delete_network(net)
+        for name in (guest_port, uplink, sub, bridge):
+            run("ip", "link", "del", "dev", name)
+        pool = driver._pool()
+        pool.destroy()
+        pool.undefine()
+        driver.close()
