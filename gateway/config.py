@@ -31,6 +31,8 @@ class Config:
         root = merged["cdmi_root"]
         if not root.startswith("/") or not root.endswith("/") or root == "/" or "//" in root:
             raise ConfigurationError("cdmi_root must be a path like /cdmi/ (not /: OCCI owns it)")
+        if merged["network_virtual_switch"] not in ("linux", "openvswitch"):
+            raise ConfigurationError("network_virtual_switch must be 'linux' or 'openvswitch'")
         if merged["api_malloc_arenas"] < 0:
             raise ConfigurationError("api_malloc_arenas must be 0 (glibc's default) or more")
         if not 0 <= merged["worker_nice"] <= 19:

@@ -137,6 +137,13 @@ SETTINGS: tuple[Setting, ...] = (
         "network_bridge_device).",
     ),
     Setting(
+        "network_virtual_switch",
+        "linux",
+        str,
+        "What the host's bridges are: 'linux' (Linux bridges) or 'openvswitch' (libvirt then "
+        "tags a VLAN network's ports itself, in 'bridge' mode onto network_bridge_device).",
+    ),
+    Setting(
         "network_vlan_uplink",
         "",
         str,

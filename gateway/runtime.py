@@ -28,6 +28,7 @@ def driver_options(config: Config) -> dict[str, object]:
         "network_mode": config.network_mode,
         "bridge_device": config.network_bridge_device or None,
         "vlan_uplink": config.network_vlan_uplink or None,
+        "virtual_switch": config.network_virtual_switch,
         "console_dir": str(config.data_path / "consoles"),
     }
 

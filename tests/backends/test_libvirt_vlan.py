@@ -78,3 +78,32 @@ def test_a_link_of_the_bridges_name_that_is_no_bridge_is_left_alone() -> None:
                                               ("nbr42", None), ("nbvx", None)])
 def test_vlan_of_bridge(name: str, number: int | None) -> None:
     assert vlan.vlan_of_bridge(name) == number
+
+
+def test_the_settings_reach_the_driver(tmp_path: Path) -> None:
+    from gateway.config import Config
+    from gateway.runtime import driver_options
+
+    config = Config({"data_dir": str(tmp_path), "network_virtual_switch": "openvswitch",
+                     "network_bridge_device": "br-site", "network_vlan_uplink": "eth9"})
+    options = {**driver_options(config), "console_dir": str(tmp_path)}
+    driver = LibvirtDriver(host_file_uri("host-a"), **options)  # type: ignore[arg-type]
+    try:
+        assert (driver.virtual_switch, driver.vlan_uplink) == ("openvswitch", "eth9")
+        driver.ensure_network(NetworkSpec(id="ovs", vlan=42, mode="bridge"))
+        root = ElementTree.fromstring(driver._require_network("ovs").XMLDesc(0))
+        virtualport, tag = root.find("virtualport"), root.find("vlan/tag")
+        assert virtualport is not None and virtualport.get("type") == "openvswitch"
+        assert tag is not None and tag.get("id") == "42"  # Open vSwitch tags: no VLAN bridge
+        bridge = root.find("bridge")
+        assert bridge is not None and bridge.get("name") == "br-site"
+    finally:
+        driver.close()
+
+
+def test_an_unknown_virtual_switch_is_refused() -> None:
+    from gateway.config import Config
+    from gateway.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="network_virtual_switch must be"):
+        Config({"network_virtual_switch": "vde"})
