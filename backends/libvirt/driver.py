@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +72,8 @@ from backends.libvirt import vlan, xml
 from backends.libvirt.errors import is_unsupported, translated
 from backends.libvirt.states import power_state
 from gateway.errors import BackendConflict, BackendError, BackendNotFound, BackendUnavailable
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Obj = TypeVar("Obj")  # a libvirt object
@@ -833,7 +836,10 @@ class LibvirtDriver(HostDriver):
         network = self._network(network_id)
         if network is None:
             return
-        bridge = self._network_info(network_id, network).bridge
+        try:
+            bridge = self._network_info(network_id, network).bridge
+        except BackendNotFound:
+            return  # deleted meanwhile
         try:
             with translated(f"delete network {network.name()}"):
                 if network.isActive():
@@ -845,4 +851,7 @@ class LibvirtDriver(HostDriver):
         if tag is None or self._is_test or not self._is_local:
             return
         if all(other.bridge != bridge for other in self.list_networks()):
-            vlan.remove_bridge(tag)
+            try:
+                vlan.remove_bridge(tag)
+            except BackendError as exc:  # the network is gone; a link left over is harmless
+                log.warning("VLAN %s: links not removed: %s", tag, exc.message)
