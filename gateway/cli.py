@@ -8,14 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from gateway.config import Config, load_config
 from gateway.errors import NimboError
+
+if TYPE_CHECKING:
+    from gateway.store.db import Store
 
 pass_overrides = click.option(
     "--data-dir",
@@ -30,6 +34,19 @@ def _config(data_dir: str | None, **more: Any) -> Config:
     if data_dir:
         overrides["data_dir"] = str(Path(data_dir).resolve())
     return load_config(overrides=overrides)
+
+
+@contextmanager
+def _store(config: Config) -> Iterator[Store]:
+    """The node's store, its schema made, disposed of however the command ends."""
+    from gateway.store.db import Store
+
+    store = Store(config.effective_database_url)
+    try:
+        store.create_schema()
+        yield store
+    finally:
+        store.dispose()
 
 
 @click.group()
@@ -81,29 +98,25 @@ def _record_command(
 ) -> str | None:
     """Write the audit record of a command; what went wrong, or None."""
     from gateway.audit import record_command
-    from gateway.store.db import Store
 
     path = click.get_current_context().command_path.split()[1:]
     given = [n for n in entity if params.get(n)]
     what = ""
     if given:  # several possible parameters (--user, --group): say which one it was
         what = f"{given[0]}:{params[given[0]]}" if len(entity) > 1 else str(params[given[0]])
-    store = Store(_config(params.get("data_dir")).effective_database_url)
     try:
-        store.create_schema()
-        record_command(
-            store,
-            " ".join(["nimbo", *path]),
-            action,
-            kind=kind,
-            entity=what,
-            status=status,
-            detail=" ".join(f"{n}={_param_text(params[n])}" for n in detail if n in params),
-        )
+        with _store(_config(params.get("data_dir"))) as store:
+            record_command(
+                store,
+                " ".join(["nimbo", *path]),
+                action,
+                kind=kind,
+                entity=what,
+                status=status,
+                detail=" ".join(f"{n}={_param_text(params[n])}" for n in detail if n in params),
+            )
     except NimboError as exc:
         return f"not recorded in the audit log: {exc.message}"
-    finally:
-        store.dispose()
     return None
 
 
@@ -223,13 +236,10 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> None:
 def _bootstrap(config: Config) -> None:
     """Schema, and on first start an admin user whose password is written to a 0600 file."""
     from auth.passwords import generate_password, hash_password
-    from gateway.store.db import Store
     from gateway.store.models import User
 
-    store = Store(config.effective_database_url)
-    store.create_schema()
     secret_file = config.data_path / "admin-password"
-    with store.session(write=True) as session:
+    with _store(config) as store, store.session(write=True) as session:
         if session.get(User, "admin") is None:
             password = generate_password()
             session.add(User(name="admin", password_hash=hash_password(password), is_admin=True))
@@ -237,7 +247,6 @@ def _bootstrap(config: Config) -> None:
             with os.fdopen(fd, "w") as handle:
                 handle.write(password + "\n")
             click.echo(f"created user admin; its password is in {secret_file}")
-    store.dispose()
 
 
 @main.command()
@@ -307,14 +316,10 @@ def users_add(data_dir: str | None, name: str, admin: bool) -> None:
     password = sys.stdin.readline().rstrip("\n")
     if len(password) < 8:
         raise click.ClickException("the password (read from stdin) needs at least 8 characters")
-    store = _users_store(data_dir)
-    try:
-        with store.session(write=True) as session:
-            if session.get(User, name) is not None:
-                raise click.ClickException(f"user {name} exists already")
-            session.add(User(name=name, password_hash=hash_password(password), is_admin=admin))
-    finally:
-        store.dispose()
+    with _store(_config(data_dir)) as store, store.session(write=True) as session:
+        if session.get(User, name) is not None:
+            raise click.ClickException(f"user {name} exists already")
+        session.add(User(name=name, password_hash=hash_password(password), is_admin=admin))
     click.echo(f"user {name} added")
 
 
@@ -324,32 +329,20 @@ def users_add(data_dir: str | None, name: str, admin: bool) -> None:
 TAKES_EFFECT = "a running API applies it within 30 s"
 
 
-def _users_store(data_dir: str | None) -> Any:
-    from gateway.store.db import Store
-
-    store = Store(_config(data_dir).effective_database_url)
-    store.create_schema()
-    return store
-
-
 def _change_user(data_dir: str | None, name: str, change: Any, *, local: str = "") -> None:
     """Run ``change(user)`` on the row of ``name`` in a write transaction; ``local``: what
     only local accounts have (an external identity's source keeps it)."""
     from gateway.store.models import User
 
-    store = _users_store(data_dir)
-    try:
-        with store.session(write=True) as session:
-            user = session.get(User, name)
-            if user is None:
-                raise click.ClickException(f"no user {name}")
-            if local and user.source != "local":
-                raise click.ClickException(
-                    f"{name} is an {user.source} identity: its {local} come from {user.source}"
-                )
-            change(user)
-    finally:
-        store.dispose()
+    with _store(_config(data_dir)) as store, store.session(write=True) as session:
+        user = session.get(User, name)
+        if user is None:
+            raise click.ClickException(f"no user {name}")
+        if local and user.source != "local":
+            raise click.ClickException(
+                f"{name} is an {user.source} identity: its {local} come from {user.source}"
+            )
+        change(user)
 
 
 @users.command("passwd")
@@ -428,17 +421,13 @@ def users_list(data_dir: str | None) -> None:
 
     from gateway.store.models import User
 
-    store = _users_store(data_dir)
-    try:
-        with store.session() as session:
-            rows = session.scalars(select(User).order_by(User.name)).all()
-            click.echo("name\tsource\tadmin\tdisabled\tgroups")
-            for user in rows:
-                flags = ("yes" if user.is_admin else "no", "yes" if user.disabled else "no")
-                groups = ",".join(sorted(user.groups or ()))
-                click.echo("\t".join((user.name, user.source, *flags, groups)))
-    finally:
-        store.dispose()
+    with _store(_config(data_dir)) as store, store.session() as session:
+        rows = session.scalars(select(User).order_by(User.name)).all()
+        click.echo("name\tsource\tadmin\tdisabled\tgroups")
+        for user in rows:
+            flags = ("yes" if user.is_admin else "no", "yes" if user.disabled else "no")
+            groups = ",".join(sorted(user.groups or ()))
+            click.echo("\t".join((user.name, user.source, *flags, groups)))
 
 
 @main.group()
@@ -464,19 +453,16 @@ def image_add(
 ) -> None:
     """Register image NAME as an os_tpl."""
     from gateway.services.mixins import register_image
-    from gateway.store.db import Store
 
     if bool(path) == bool(url):
         raise click.ClickException("give exactly one of --file and --url")
-    config = _config(data_dir)
-    store = Store(config.effective_database_url)
-    store.create_schema()
     try:
-        registered = register_image(store, name, path or str(url), title=title, checksum=checksum)
+        with _store(_config(data_dir)) as store:
+            registered = register_image(
+                store, name, path or str(url), title=title, checksum=checksum
+            )
     except NimboError as exc:
         _fail(exc)
-    finally:
-        store.dispose()
     click.echo(f"image {registered.term} registered ({registered.checksum or 'no checksum'})")
 
 
@@ -489,19 +475,14 @@ def image_rm(data_dir: str | None, name: str) -> None:
     deleted by its host's worker; a registered file or URL is left where it is."""
     from gateway.services.catalog import template_scheme
     from gateway.services.images import remove_image
-    from gateway.store.db import Store
 
     config = _config(data_dir)
-    store = Store(config.effective_database_url)
-    store.create_schema()
     try:
-        with store.session(write=True) as session:
+        with _store(config) as store, store.session(write=True) as session:
             removed = remove_image(session, template_scheme(config, "os_tpl"), name)
             registered = removed.source if removed.origin_compute is None else ""
     except NimboError as exc:
         _fail(exc)
-    finally:
-        store.dispose()
     kept = f"; {registered} left in place" if registered else ""
     click.echo(f"image {name} removed{kept}")
 
@@ -528,16 +509,6 @@ def _quota_holder(user: str | None, group: str | None) -> tuple[str, str]:
     if bool(user) == bool(group):
         raise click.ClickException("give exactly one of --user and --group")
     return ("user", user) if user else ("group", str(group))
-
-
-def _quota_store(data_dir: str | None) -> tuple[Any, Any]:
-    from gateway.services.quotas import Quotas
-    from gateway.store.db import Store
-
-    config = _config(data_dir)
-    store = Store(config.effective_database_url)
-    store.create_schema()
-    return store, Quotas(config)
 
 
 quota_user = click.option("--user", help="The user the quota is of.")
@@ -571,15 +542,13 @@ def quota_set(
             parsed[resource.strip()] = parse_limit(resource.strip(), value)
     except NimboError as exc:
         _fail(exc)
-    store, _quotas = _quota_store(data_dir)
-    with store.session(write=True) as session:
+    with _store(_config(data_dir)) as store, store.session(write=True) as session:
         for resource, maximum in parsed.items():
             row = session.get(QuotaLimit, (scope, name, resource))
             if row is None:
                 session.add(QuotaLimit(scope=scope, name=name, resource=resource, maximum=maximum))
             else:
                 row.maximum = maximum
-    store.dispose()
     shown = ", ".join(f"{r}={_limit_text(m)}" for r, m in parsed.items())
     click.echo(f"quota of {scope} {name}: {shown}")
 
@@ -606,13 +575,11 @@ def quota_unset(
         raise click.ClickException(
             f"unknown resource(s) {', '.join(unknown)} (known: {', '.join(RESOURCES)})"
         )
-    store, _quotas = _quota_store(data_dir)
-    with store.session(write=True) as session:
+    with _store(_config(data_dir)) as store, store.session(write=True) as session:
         query = delete(QuotaLimit).where(QuotaLimit.scope == scope, QuotaLimit.name == name)
         if resources:
             query = query.where(QuotaLimit.resource.in_(resources))
-        removed = session.execute(query).rowcount
-    store.dispose()
+        removed = getattr(session.execute(query), "rowcount", 0)
     click.echo(f"quota of {scope} {name}: {removed} limit(s) removed; defaults apply")
 
 
@@ -625,10 +592,12 @@ def quota_show(data_dir: str | None, user: str | None, group: str | None) -> Non
     every user and group that has limits of its own."""
     from sqlalchemy import select
 
+    from gateway.services.quotas import Quotas
     from gateway.store.models import QuotaLimit
 
-    store, quotas = _quota_store(data_dir)
-    with store.session() as session:
+    config = _config(data_dir)
+    quotas = Quotas(config)
+    with _store(config) as store, store.session() as session:
         if user or group:
             holders = [_quota_holder(user, group)]
         else:
@@ -652,7 +621,6 @@ def quota_show(data_dir: str | None, user: str | None, group: str | None) -> Non
                     f"  {_resource_text(line.resource):<20} {_limit_text(line.limit):>14} "
                     f"{line.origin:<8} {_amount(line.use):>14}"
                 )
-    store.dispose()
 
 
 def _limit_text(value: float | None) -> str:
@@ -694,33 +662,30 @@ def audit_log(
 
     from gateway.audit import AuditLog, Query, as_document, parse_time
     from gateway.queue import connect
-    from gateway.store.db import Store
 
     config = _config(data_dir)
-    store = Store(config.effective_database_url)
-    store.create_schema()
     connection = connect(config.effective_redis_url)
-    log = AuditLog(store, connection, config)
     try:
-        now = datetime.now(UTC)
-        query = Query(
-            user=user,
-            entity=entity,
-            action=action,
-            since=parse_time(since, now) if since else None,
-            until=parse_time(until, now) if until else None,
-            limit=limit,
-        )
-        try:
-            log.flush()
-        except NimboError as exc:
-            click.echo(f"warning: the newest records may be missing: {exc.message}", err=True)
-        rows, more = log.query(query)
+        with _store(config) as store:
+            log = AuditLog(store, connection, config)
+            now = datetime.now(UTC)
+            query = Query(
+                user=user,
+                entity=entity,
+                action=action,
+                since=parse_time(since, now) if since else None,
+                until=parse_time(until, now) if until else None,
+                limit=limit,
+            )
+            try:
+                log.flush()
+            except NimboError as exc:
+                click.echo(f"warning: the newest records may be missing: {exc.message}", err=True)
+            rows, more = log.query(query)
     except NimboError as exc:
         _fail(exc)
     finally:
         connection.close()
-        store.dispose()
     columns = ("time", "user", "address", "action", "kind", "entity", "status", "operations")
     table = [[_audit_cell(as_document(row)[name]) for name in columns] for row in rows]
     widths = [max([len(name), *(len(line[i]) for line in table)]) for i, name in enumerate(columns)]
