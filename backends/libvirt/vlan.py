@@ -46,27 +46,22 @@ def vlan_of_bridge(name: str) -> int | None:
     return None
 
 
-def _ip(*args: str) -> str:
-    command = ["ip", *args]
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("ip") is None:
         raise BackendError("VLAN bridges need iproute2 (the ip command) on the host")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def _ip(*args: str) -> str:
+    result = _run(*args)
     if result.returncode != 0:
-        raise BackendError(f"{' '.join(command)}: {result.stderr.strip() or result.returncode}")
+        raise BackendError(f"ip {' '.join(args)}: {result.stderr.strip() or result.returncode}")
     return result.stdout
 
 
 def _link(name: str) -> dict[str, Any] | None:
     """``ip -details -json link show NAME``, or None when there is no such link."""
-    if shutil.which("ip") is None:
-        raise BackendError("VLAN bridges need iproute2 (the ip command) on the host")
-    result = subprocess.run(
-        ["ip", "-details", "-json", "link", "show", "dev", name],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _run("-details", "-json", "link", "show", "dev", name)
     if result.returncode != 0:
         return None
     links: list[dict[str, Any]] = json.loads(result.stdout)
