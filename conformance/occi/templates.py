@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import functools
 import struct
+import time
 from typing import Any
 
 from conformance.framework import Context, LeftBehind, Level
@@ -69,9 +70,15 @@ def _templates(ctx: Context) -> set[str]:
 
 def _remove_template(ctx: Context, type_id: str) -> None:
     """DELETE /-/ of a saved OS template, the only removal OCCI knows (that of a user mixin);
-    a server that refuses it keeps the template: reported as left behind."""
+    a server that refuses it keeps the template: reported as left behind. A 409 (a conflict
+    with the template's state now: the save may still be copying, as save runs on after its
+    answer) is asked again until the suite's poll timeout."""
     headers, body = wire.mixin_request(wire.TEXT_PLAIN, type_id, None)
+    deadline = time.monotonic() + ctx.settings.poll_timeout
     status = ctx.client.delete("/-/", headers=headers, data=body).status_code
+    while status == 409 and time.monotonic() < deadline:
+        time.sleep(ctx.settings.poll_interval)
+        status = ctx.client.delete("/-/", headers=headers, data=body).status_code
     if status in (403, 405, 409, 501):
         raise LeftBehind(f"the server refuses to remove it ({status})")
     if status not in GONE_STATUSES:
