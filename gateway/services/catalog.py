@@ -87,7 +87,9 @@ class Catalog:
         if isinstance(reader, Session):
             registry = self._build(principal, reader)
         else:
-            with self._store.session() as session:
+            # On the reader's own connection: a second one taken from the pool while this one
+            # is held deadlocks a pool that concurrent requests have emptied.
+            with Session(bind=reader) as session:
                 registry = self._build(principal, session)
         with self._lock:
             self._cache[key] = (version, registry)

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import ConfigurationError, ServiceUnavailable
@@ -84,7 +85,9 @@ class WriteGate:
 class Store:
     """The state store: an engine and a session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_timeout: float = 30.0) -> None:
+        """``pool_timeout``: seconds a thread waits for a free pooled connection before the
+        store answers ServiceUnavailable."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
@@ -94,9 +97,11 @@ class Store:
             if path and path != ":memory:":
                 database = Path(path)
                 database.parent.mkdir(parents=True, exist_ok=True)
+                kwargs["pool_timeout"] = pool_timeout  # (a :memory: database has no queue)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
+            kwargs["pool_timeout"] = pool_timeout
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
@@ -217,6 +222,10 @@ def _translated() -> Iterator[None]:
         yield
     except OperationalError as exc:
         raise ServiceUnavailable(f"state store unavailable: {exc.orig}") from exc
+    except PoolTimeout as exc:
+        raise ServiceUnavailable(
+            "state store busy: every connection of this process is in use; retry shortly"
+        ) from exc
     except SQLAlchemyError:
         raise
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from gateway.errors import ServiceUnavailable
 from gateway.store.db import Store
 from gateway.store.models import Meta
 
@@ -75,6 +76,7 @@ def test_writers_in_other_processes_queue_on_the_gate_file(tmp_path: Path) -> No
     store.dispose()
 
 
+@pytest.mark.holds_two_connections
 def test_a_read_connection_sees_each_new_commit_without_reopening(tmp_path: Path) -> None:
     store = _store(tmp_path)
     version = select(Meta.__table__.c.value).where(Meta.__table__.c.key == "v")
@@ -86,6 +88,7 @@ def test_a_read_connection_sees_each_new_commit_without_reopening(tmp_path: Path
     store.dispose()
 
 
+@pytest.mark.holds_two_connections
 def test_the_generation_changes_with_every_committed_write_only(tmp_path: Path) -> None:
     store = _store(tmp_path)
     with store.read() as reader:
@@ -111,4 +114,20 @@ def test_changes_in_a_read_session_are_refused(tmp_path: Path) -> None:
         session.flush()
     with store.session() as session:
         assert session.get(Meta, "sneaky") is None
+    store.dispose()
+
+
+@pytest.mark.holds_two_connections
+def test_an_emptied_pool_is_service_unavailable_not_an_unhandled_error(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'nimbo.db'}", pool_timeout=0.1)
+    store.create_schema()
+    held = [store.engine.connect() for _ in range(15)]  # pool_size 5 + max_overflow 10
+    try:
+        with pytest.raises(ServiceUnavailable, match="every connection"), store.read():
+            pass
+    finally:
+        for connection in held:
+            connection.close()
+    with store.read() as reader:  # and the store serves again once they are back
+        assert reader.scalar(select(Meta.__table__.c.value).limit(1)) is not None
     store.dispose()
