@@ -361,6 +361,13 @@ SETTINGS: tuple[Setting, ...] = (
         "without one (Basic, tokens). Empty: no client certificates.",
     ),
     Setting(
+        "tls_plain_http_wait_ms",
+        1000,
+        int,
+        "Milliseconds the HTTPS listener waits for the request line of a connection that began "
+        "in clear text, to answer it 400 (use https://); never spent on TLS clients.",
+    ),
+    Setting(
         "auth_token_ttl",
         3600,
         int,
