@@ -1,57 +1,30 @@
 """Placement: which host gets a new compute, storage or network.
 
-Runs inside the create transaction. Used capacity is summed from the entities placed on each
-host, so two concurrent creates see each other (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: host
-rows locked ``FOR UPDATE``).
+Runs inside the create transaction. Each host row carries what is placed on it
+(``cores_used``, ``memory_used_mib``, kept by the database: :mod:`gateway.store.host_load`),
+so choosing a host is one query over the host rows, whatever the number of entities,
+and two concurrent creates see each other: on SQLite the write transaction is ``BEGIN
+IMMEDIATE``; on PostgreSQL the chosen host row is locked ``FOR UPDATE`` and checked again,
+and another host is chosen when a concurrent create took the room meanwhile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from gateway.errors import CapacityExceeded
-from gateway.store.models import EntityRow, Host
+from gateway.errors import CapacityExceeded, ServiceUnavailable
+from gateway.store.models import Host
 
-
-@dataclass(frozen=True)
-class HostLoad:
-    name: str
-    cores_free: int
-    memory_free_mib: int
-    cores_total: int
-    memory_total_mib: int
-
-
-def host_loads(session: Session, *, lock: bool) -> list[HostLoad]:
-    hosts_query = select(Host).where(Host.enabled.is_(True)).order_by(Host.name)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        hosts_query = hosts_query.with_for_update()
-    hosts = session.scalars(hosts_query).all()
-    used = dict(
-        (row.host, (int(row.cores or 0), int(row.memory or 0)))
-        for row in session.execute(
-            select(
-                EntityRow.host,
-                func.sum(EntityRow.cores).label("cores"),
-                func.sum(EntityRow.memory_mib).label("memory"),
-            )
-            .where(EntityRow.host.is_not(None))
-            .group_by(EntityRow.host)
-        )
-    )
-    return [
-        HostLoad(
-            h.name,
-            h.cores - used.get(h.name, (0, 0))[0],
-            h.memory_mib - used.get(h.name, (0, 0))[1],
-            h.cores,
-            h.memory_mib,
-        )
-        for h in hosts
-    ]
+_CORES_FREE = (Host.cores - Host.cores_used).label("cores_free")
+_MEMORY_FREE = (Host.memory_mib - Host.memory_used_mib).label("memory_free_mib")
+_ORDER = {
+    # packing fills hosts up (least free memory first), striping spreads (most first)
+    "packing": (_MEMORY_FREE.asc(), _CORES_FREE.asc(), Host.name.asc()),
+    "striping": (_MEMORY_FREE.desc(), _CORES_FREE.desc(), Host.name.desc()),
+}
+_LARGEST = (_MEMORY_FREE.desc(), _CORES_FREE.desc(), Host.name.asc())
+_LOCK_ATTEMPTS = 50
 
 
 def place(
@@ -63,24 +36,46 @@ def place(
     ``striping`` the one with the most. ``only`` restricts the choice to one host (a compute
     whose disks already live there). Raises CapacityExceeded naming what was short.
     """
-    loads = host_loads(session, lock=True)
+    candidates: list[ColumnElement[bool]] = [Host.enabled.is_(True)]
     if only is not None:
-        loads = [h for h in loads if h.name == only]
-    if not loads:
-        raise CapacityExceeded(
+        candidates.append(Host.name == only)
+    fits: ColumnElement[bool] = (Host.cores - Host.cores_used >= cores) & (
+        Host.memory_mib - Host.memory_used_mib >= memory_mib
+    )
+    choose = select(Host.name).where(*candidates, fits).order_by(*_ORDER[policy]).limit(1)
+    locking = session.get_bind().dialect.name == "postgresql"
+    for _ in range(_LOCK_ATTEMPTS):
+        # session.execute flushes first: entities this transaction placed already count
+        chosen = session.scalar(choose)
+        if chosen is None:
+            raise _no_room(session, candidates, cores, memory_mib, only)
+        if not locking:
+            return chosen
+        # Waits for a concurrent create holding the row, then re-reads it: still fits or not.
+        recheck = select(Host.name).where(Host.name == chosen, *candidates, fits)
+        if session.scalar(recheck.with_for_update()) is not None:
+            return chosen
+    raise ServiceUnavailable("placement: hosts kept filling up under concurrent creates; retry")
+
+
+def _no_room(
+    session: Session,
+    candidates: list[ColumnElement[bool]],
+    cores: int,
+    memory_mib: int,
+    only: str | None,
+) -> CapacityExceeded:
+    largest = session.execute(
+        select(Host.name, _CORES_FREE, _MEMORY_FREE).where(*candidates).order_by(*_LARGEST).limit(1)
+    ).first()
+    if largest is None:
+        return CapacityExceeded(
             "no hypervisor host is registered and enabled"
             if only is None
             else f"host {only} is not available"
         )
-    fitting = [h for h in loads if h.cores_free >= cores and h.memory_free_mib >= memory_mib]
-    if not fitting:
-        best = max(loads, key=lambda h: (h.memory_free_mib, h.cores_free))
-        raise CapacityExceeded(
-            f"no host has {cores} free cores and {memory_mib} MiB free memory "
-            f"(largest free: {best.cores_free} cores, {best.memory_free_mib} MiB on {best.name})"
-        )
-    def free(h: HostLoad) -> tuple[int, int, str]:
-        return (h.memory_free_mib, h.cores_free, h.name)
-
-    chosen = min(fitting, key=free) if policy == "packing" else max(fitting, key=free)
-    return chosen.name
+    return CapacityExceeded(
+        f"no host has {cores} free cores and {memory_mib} MiB free memory "
+        f"(largest free: {largest.cores_free} cores, {largest.memory_free_mib} MiB on "
+        f"{largest.name})"
+    )

@@ -21,13 +21,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, select, text, update
+from sqlalchemy import DefaultClause, create_engine, event, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.schema import CreateColumn
 
 from gateway.errors import ConfigurationError, ServiceUnavailable
+from gateway.store import host_load
 from gateway.store.models import Base, Meta
 
 GENERATION = "generation"
@@ -118,6 +120,9 @@ class Store:
         with _translated():
             Base.metadata.create_all(self.engine)
             self._add_new_columns()
+            gate = self._gate.held() if self._gate is not None else _nothing()
+            with gate, self.engine.begin() as connection:
+                host_load.install(connection)
         if self.is_sqlite:
             with self.session(write=True) as session:
                 if session.get(Meta, GENERATION) is None:
@@ -125,8 +130,9 @@ class Store:
 
     def _add_new_columns(self) -> None:
         """Columns a model gained after its table was made (``create_all`` makes only missing
-        tables): added, with their indexes. Only nullable columns can be added to a table
-        that holds rows; any other is a ConfigurationError naming it."""
+        tables): added, with their indexes. Only nullable columns and columns with a server
+        default can be added to a table that holds rows; any other is a ConfigurationError
+        naming it."""
         gate = self._gate.held() if self._gate is not None else _nothing()
         with gate, self.engine.begin() as connection:
             inspector = inspect(connection)
@@ -135,18 +141,19 @@ class Store:
                 have = {c["name"] for c in inspector.get_columns(table.name)}
                 new = [c for c in table.columns if c.name not in have]
                 for column in new:
-                    if not column.nullable:
+                    default = column.server_default
+                    if not column.nullable and not isinstance(default, DefaultClause):
                         raise ConfigurationError(
                             f"the store's table {table.name} lacks column {column.name}, which "
                             "cannot be added to existing rows; migrate it by hand"
                         )
-                    kind = column.type.compile(dialect=self.engine.dialect)
+                    # name, type, default and NULL-ness as create_all would have made them
+                    spec = CreateColumn(column).compile(dialect=self.engine.dialect)
                     # Another process may add it first: SQLite's are queued by the gate,
                     # PostgreSQL's wait for its lock and then find the column.
                     guard = "" if self.is_sqlite else "IF NOT EXISTS "
                     connection.exec_driver_sql(
-                        f"ALTER TABLE {quote.format_table(table)} "
-                        f"ADD COLUMN {guard}{quote.format_column(column)} {kind}"
+                        f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {guard}{spec}"
                     )
                 for index in table.indexes:
                     if any(c in new for c in index.columns):

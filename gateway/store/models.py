@@ -62,6 +62,9 @@ class Host(Base):
     uri: Mapped[str] = mapped_column(String(1024))
     cores: Mapped[int] = mapped_column(Integer)
     memory_mib: Mapped[int] = mapped_column(BigInteger)
+    # Sums over the entities placed here, kept by triggers (gateway.store.host_load).
+    cores_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    memory_used_mib: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
