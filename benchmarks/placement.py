@@ -1,0 +1,147 @@
+"""Placement at scale: choosing a host among thousands, with tens of thousands of computes.
+
+    .venv/bin/python benchmarks/placement.py [--entities N] [--hosts H] [--database-url URL]
+                                             [--rounds R] [--quick]
+
+Builds a store (a throwaway SQLite file unless ``--database-url`` names another, e.g. a
+PostgreSQL database you own: the tables are made in it and dropped afterwards) holding H
+hosts and N computes spread over them, then times, each in a transaction of its own:
+
+- ``place()``: what the gateway does, one query over the host rows and the load counters the
+  database keeps (:mod:`gateway.store.host_load`);
+- baseline, in the same run on the same store: the summing placement the gateway used before
+  the counters (every enabled host loaded, and the cores and memory of every placed entity
+  summed per host), choosing the same host.
+
+Prints milliseconds per placement for both and the ratio. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.scheduler import place  # noqa: E402
+from gateway.store.db import Store  # noqa: E402
+from gateway.store.models import Base, EntityRow, Host, User  # noqa: E402
+
+COMPUTE = "http://schemas.ogf.org/occi/infrastructure#compute"
+
+
+def summing_place(session: Session, *, cores: int, memory_mib: int) -> str:
+    """The baseline: placement as it was before the counters (striping)."""
+    hosts = session.scalars(select(Host).where(Host.enabled.is_(True)).order_by(Host.name)).all()
+    used = {
+        row.host: (int(row.cores or 0), int(row.memory or 0))
+        for row in session.execute(
+            select(
+                EntityRow.host,
+                func.sum(EntityRow.cores).label("cores"),
+                func.sum(EntityRow.memory_mib).label("memory"),
+            )
+            .where(EntityRow.host.is_not(None))
+            .group_by(EntityRow.host)
+        )
+    }
+    free = [
+        (h.memory_mib - used.get(h.name, (0, 0))[1], h.cores - used.get(h.name, (0, 0))[0], h.name)
+        for h in hosts
+    ]
+    fitting = [f for f in free if f[1] >= cores and f[0] >= memory_mib]
+    return max(fitting)[2]
+
+
+def fill(store: Store, entities: int, hosts: int) -> None:
+    with store.session(write=True) as session:
+        session.add(User(name="bench", password_hash="x"))
+        session.execute(
+            insert(Host),
+            [
+                {"name": f"host{i:05d}", "uri": "memory://x", "cores": 4096,
+                 "memory_mib": 4096 * 4096, "enabled": True}
+                for i in range(hosts)
+            ],
+        )
+    batch = 10_000
+    for start in range(0, entities, batch):
+        with store.session(write=True) as session:
+            session.execute(
+                insert(EntityRow),
+                [
+                    {"id": uuid.uuid4().hex, "kind": COMPUTE, "owner": "bench",
+                     "attributes": {"occi.compute.hostname": f"vm{i}"}, "state": "active",
+                     "host": f"host{i % hosts:05d}", "cores": 1 + i % 4,
+                     "memory_mib": 1024 * (1 + i % 4)}
+                    for i in range(start, min(entities, start + batch))
+                ],
+            )
+
+
+def timed(store: Store, rounds: int, choose: Callable[[Session], str]) -> tuple[list[float], str]:
+    times: list[float] = []
+    chosen = ""
+    for _ in range(rounds):
+        with store.session() as session:
+            began = time.perf_counter()
+            chosen = choose(session)
+            times.append((time.perf_counter() - began) * 1000)
+    return times, chosen
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entities", type=int, default=50_000)
+    parser.add_argument("--hosts", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--quick", action="store_true", help="10,000 computes on 200 hosts")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.entities, args.hosts, args.rounds = 10_000, 200, 10
+    with tempfile.TemporaryDirectory(prefix="nimbo-placement-") as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'nimbo.db'}"
+        store = Store(url)
+        store.create_schema()
+        try:
+            began = time.monotonic()
+            fill(store, args.entities, args.hosts)
+            print(
+                f"store: {store.engine.dialect.name}, {args.entities} computes on {args.hosts} "
+                f"hosts (filled in {time.monotonic() - began:.1f} s); {args.rounds} placements "
+                "each, one transaction each"
+            )
+            timed(store, 2, lambda s: place(s, cores=2, memory_mib=2048, policy="striping"))
+            new, new_host = timed(
+                store,
+                args.rounds,
+                lambda s: place(s, cores=2, memory_mib=2048, policy="striping"),
+            )
+            old, old_host = timed(
+                store, args.rounds, lambda s: summing_place(s, cores=2, memory_mib=2048)
+            )
+            if new_host != old_host:
+                print(f"note: the two chose different hosts ({new_host} / {old_host})")
+            p50_new, p50_old = statistics.median(new), statistics.median(old)
+            print(f"{'':24}{'p50 ms':>10}{'max ms':>10}")
+            print(f"{'place() (counters)':24}{p50_new:10.2f}{max(new):10.2f}")
+            print(f"{'baseline (summing)':24}{p50_old:10.2f}{max(old):10.2f}")
+            print(f"ratio baseline/place() at p50: {p50_old / p50_new:.1f}x")
+        finally:
+            if args.database_url:
+                Base.metadata.drop_all(store.engine)
+            store.dispose()
+
+
+if __name__ == "__main__":
+    main()
