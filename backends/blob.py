@@ -18,6 +18,10 @@ named blob raise :class:`~gateway.errors.BackendNotFound` when it does not exist
 succeeds quietly instead, and :meth:`~BlobStore.stage_range` treats a missing blob as empty.
 An exception raised by the caller's chunk iterable propagates unchanged.
 
+The store does not know which blobs are in use; its user does. :meth:`BlobStore.published`
+lists the blobs older than a cutoff, so that the user can delete those it no longer names
+(a crash between publishing a value and recording its id leaves such a blob).
+
 Values travel as iterables of ``bytes`` chunks, at most :data:`CHUNK_SIZE` each on the way
 out, so no driver method holds a whole value in memory.
 """
@@ -29,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NamedTuple, Self
 
 from gateway.errors import InvalidRequest
 
@@ -52,6 +56,18 @@ def check_offset(offset: int, what: str = "offset") -> None:
     """:class:`InvalidRequest` unless ``offset`` is a non-negative integer."""
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise InvalidRequest(f"invalid {what} {offset!r}: must be an integer >= 0")
+
+
+class PublishedBlob(NamedTuple):
+    """A published blob as :meth:`BlobStore.published` lists it."""
+
+    blob_id: str
+    """The id, lower-cased."""
+    size: int
+    """Size of the value in bytes."""
+    published_at: float
+    """When the value was published (POSIX seconds); a later publish under the same id moves
+    it on."""
 
 
 class StagedBlob(ABC):
@@ -153,4 +169,17 @@ class BlobStore(ABC):
 
         The file at the path is always one whole version, but a later publish or delete may
         replace or remove it: open it once and take the size from the open file.
+        """
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    @abstractmethod
+    def published(self, older_than: float) -> Iterator[PublishedBlob]:
+        """Every published blob whose :attr:`~PublishedBlob.published_at` is before
+        ``older_than`` (POSIX seconds), in no particular order; staged values are never listed.
+
+        The listing is lazy and sees the store as it changes: a blob published or deleted
+        while it runs may or may not be listed, and one listed may be gone by the time the
+        caller looks at it. Anything in the store's storage that is not a blob this driver
+        wrote (a stray file) is skipped, never listed.
         """

@@ -9,6 +9,10 @@ A published file is never written again, so an open file always reads one whole 
 store removes those older than :data:`STALE_STAGING_SECONDS` when it is opened. Empty shard
 directories are left in place (removing them would race with a publish).
 
+Publishing sets the file's modification time to the moment of publishing (the rename keeps
+it), so :meth:`~FilesystemBlobStore.published` reads a blob's age from ``st_mtime``; files
+whose names or places are not a blob's are never listed.
+
 Copies (:meth:`~FilesystemBlobStore.stage_range`, :meth:`~FilesystemBlobStore.stage_copy`)
 copy only the data extents of the source (``SEEK_DATA``/``SEEK_HOLE``), so holes stay holes,
 with ``os.copy_file_range`` (which reflinks on filesystems that can), falling back to
@@ -19,14 +23,22 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from backends.blob import CHUNK_SIZE, BlobStore, StagedBlob, check_offset, normalise_blob_id
-from gateway.errors import BackendError, BackendNotFound
+from backends.blob import (
+    CHUNK_SIZE,
+    BlobStore,
+    PublishedBlob,
+    StagedBlob,
+    check_offset,
+    normalise_blob_id,
+)
+from gateway.errors import BackendError, BackendNotFound, InvalidRequest
 
 STAGING_DIR = ".staging"
 """Name of the directory under the root where values are staged."""
@@ -123,6 +135,7 @@ class FilesystemBlobStore(BlobStore):
         with _translated(f"publish blob {name}"):
             self._make_shard(final.parent)
             try:
+                os.utime(temp)  # published_at (see published): the rename keeps it
                 os.replace(temp, final)
             except FileNotFoundError as exc:
                 raise BackendError(
@@ -184,6 +197,17 @@ class FilesystemBlobStore(BlobStore):
         name = normalise_blob_id(blob_id)
         self._stat(name)
         return self._final_path(name)
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    def published(self, older_than: float) -> Iterator[PublishedBlob]:
+        with _translated(f"list the blobs in {self.root}"):
+            for first in _shard_dirs(self.root):
+                for second in _shard_dirs(first):
+                    for entry in _scan(second):
+                        blob = _published_blob(entry, first.name + second.name)
+                        if blob is not None and blob.published_at < older_than:
+                            yield blob
 
     # --- files -----------------------------------------------------------------------------
 
@@ -365,6 +389,46 @@ def _copy_range(source: int, target: int, start: int, end: int) -> None:
             return
         _pwrite_all(target, memoryview(data), position)
         position += len(data)
+
+
+def _scan(directory: Path) -> Iterator[os.DirEntry[str]]:
+    """The entries of ``directory``; none if it vanished meanwhile."""
+    try:
+        with os.scandir(directory) as entries:
+            yield from entries
+    except FileNotFoundError:
+        return
+
+
+def _shard_dirs(directory: Path) -> Iterator[Path]:
+    """The shard directories right under ``directory`` (two characters of a blob id; the
+    staging directory is not one)."""
+    for entry in _scan(directory):
+        named = len(entry.name) == 2 and _is_blob_name(entry.name)
+        if named and entry.is_dir(follow_symlinks=False):
+            yield Path(entry.path)
+
+
+def _published_blob(entry: os.DirEntry[str], shards: str) -> PublishedBlob | None:
+    """The blob a file in the shard directories ``shards`` (their four characters) holds;
+    None for anything else: a name that is no lower-case blob id or not in its id's shards,
+    not a regular file, or gone meanwhile."""
+    if not _is_blob_name(entry.name) or f"{entry.name}___"[:4] != shards:
+        return None
+    try:
+        status = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return PublishedBlob(entry.name, status.st_size, status.st_mtime)
+
+
+def _is_blob_name(name: str) -> bool:
+    try:
+        return normalise_blob_id(name) == name
+    except InvalidRequest:
+        return False
 
 
 def _fsync_dir(directory: Path) -> None:
