@@ -15,9 +15,37 @@ when the object's state forbids the operation.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import BinaryIO
+
+UploadData = bytes | BinaryIO
+"""What :meth:`HostDriver.upload_volume` takes: the bytes, or a binary file read from its
+current position to its end, in pieces (an image built on disk never sits in memory)."""
+
+
+def upload_size(data: UploadData) -> int:
+    """The number of bytes ``data`` holds (a file's from its current position)."""
+    if isinstance(data, bytes):
+        return len(data)
+    here = data.tell()
+    end = data.seek(0, os.SEEK_END)
+    data.seek(here)
+    return end - here
+
+
+def upload_pieces(data: UploadData, piece: int) -> Iterator[bytes]:
+    """``data`` in pieces of at most ``piece`` bytes."""
+    if isinstance(data, bytes):
+        view = memoryview(data)
+        for start in range(0, len(data), piece):
+            yield bytes(view[start : start + piece])
+        return
+    while chunk := data.read(piece):
+        yield chunk
 
 
 class PowerState(StrEnum):
@@ -281,16 +309,19 @@ class HostDriver(ABC):
         """All volumes this driver manages in its pool."""
 
     @abstractmethod
-    def upload_volume(self, volume_id: str, data: bytes) -> VolumeInfo:
+    def upload_volume(self, volume_id: str, data: UploadData) -> VolumeInfo:
         """Create the raw volume ``volume_id`` in the host's pool holding exactly ``data``,
         sent over the driver's connection (so it works on a remote host: the worker uses it for
-        the config drive ISO). A volume of that id already there, of any format, is deleted
-        first: uploading replaces, and uploading the same bytes twice converges.
+        the config drive ISO and for CDMI export images). ``data`` is bytes or a binary file
+        (see :data:`UploadData`), which is sent in pieces: the whole never needs to be in
+        memory. A volume of that id already there, of any format, is deleted first: uploading
+        replaces, and uploading the same bytes twice converges.
 
         Returns the volume: format ``raw``, ``path`` the host path a domain can use (e.g.
-        ``ComputeSpec.config_drive``), ``capacity_bytes`` ``len(data)`` in a file pool; a block
-        pool (LVM) rounds the size up to its allocation unit and the bytes past ``data`` read as
-        zeros. If the transfer fails, the volume is deleted. Empty ``data``: BackendError."""
+        ``ComputeSpec.config_drive``), ``capacity_bytes`` the size of ``data`` in a file pool;
+        a block pool (LVM) rounds the size up to its allocation unit and the bytes past
+        ``data`` read as zeros. If the transfer fails, the volume is deleted. Empty ``data``:
+        BackendError."""
 
     @abstractmethod
     def copy_volume(self, source_id: str, volume_id: str) -> VolumeInfo:

@@ -38,10 +38,12 @@ from backends.base import (
     PowerState,
     RestartMethod,
     StopMethod,
+    UploadData,
     VolumeInfo,
     VolumeSpec,
     bridge_name,
     console_text,
+    upload_pieces,
     volume_name,
 )
 from gateway.errors import BackendConflict, BackendError, BackendNotFound, BackendUnavailable
@@ -321,8 +323,9 @@ class MemoryDriver(HostDriver):
         with self._locked():
             return list(self._host.volumes.values())
 
-    def upload_volume(self, volume_id: str, data: bytes) -> VolumeInfo:
+    def upload_volume(self, volume_id: str, data: UploadData) -> VolumeInfo:
         """Replace the volume by a raw one holding ``data`` (kept, see :meth:`ex_volume_bytes`)."""
+        data = b"".join(upload_pieces(data, 1 << 20))
         if not data:
             raise BackendError(f"volume {volume_id}: nothing to upload (0 bytes)")
         with self._locked():

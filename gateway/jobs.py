@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -528,7 +529,11 @@ def _fill_cdmi_export(driver: HostDriver, storage_id: str) -> None:
         return
     files = container_files(context.store, container_id)
     blobs = FilesystemBlobStore(context.config.effective_blob_dir)
-    driver.upload_volume(storage_id, build_image(files, blobs))
+    # on the data disk (often /tmp is memory), unlinked at once: a crash leaves nothing
+    with tempfile.TemporaryFile(dir=context.config.data_path) as image:
+        build_image(files, blobs, image)
+        image.seek(0)
+        driver.upload_volume(storage_id, image)
 
 
 def act_on_storage(storage_id: str, operation_id: str) -> None:

@@ -61,11 +61,14 @@ from backends.base import (
     PowerState,
     RestartMethod,
     StopMethod,
+    UploadData,
     VolumeInfo,
     VolumeSpec,
     console_text,
     domain_name,
     network_name,
+    upload_pieces,
+    upload_size,
     volume_name,
 )
 from backends.libvirt import vlan, xml
@@ -120,12 +123,13 @@ def _still_there(info: Callable[[Obj], Info], listed: list[Obj]) -> list[Info]:
     return found
 
 
-def upload_chunks(data: bytes, size: int) -> Iterator[bytes]:
+def upload_chunks(data: UploadData, size: int) -> Iterator[bytes]:
     """``data`` then zeros up to ``size`` bytes, in pieces of at most UPLOAD_CHUNK_BYTES."""
-    view = memoryview(data)
-    for start in range(0, len(data), UPLOAD_CHUNK_BYTES):
-        yield bytes(view[start : start + UPLOAD_CHUNK_BYTES])
-    padding = size - len(data)
+    sent = 0
+    for piece in upload_pieces(data, UPLOAD_CHUNK_BYTES):
+        sent += len(piece)
+        yield piece
+    padding = size - sent
     while padding > 0:
         yield bytes(min(padding, UPLOAD_CHUNK_BYTES))
         padding -= UPLOAD_CHUNK_BYTES
@@ -576,35 +580,40 @@ class LibvirtDriver(HostDriver):
             [v for v in volumes if v.name().startswith(PREFIX)],
         )
 
-    def upload_volume(self, volume_id: str, data: bytes) -> VolumeInfo:
+    def upload_volume(self, volume_id: str, data: UploadData) -> VolumeInfo:
         """Delete any volume of that id, create a raw one and stream ``data`` into it.
 
-        A dir pool gets a file of exactly ``len(data)`` bytes; a logical pool an LV of the size
-        rounded up to a MiB (LVM rounds further, to its extent size), the rest sent as zeros so
-        that no earlier LV's bytes show through. A failed transfer deletes the volume.
+        A dir pool gets a file of exactly the size of ``data``; a logical pool an LV of the
+        size rounded up to a MiB (LVM rounds further, to its extent size), the rest sent as
+        zeros so that no earlier LV's bytes show through. A failed transfer deletes the volume.
         """
-        if not data:
+        length = upload_size(data)
+        if not length:
             raise BackendError(f"volume {volume_id}: nothing to upload (0 bytes)")
         self.delete_volume(volume_id)
         name = self._volume_name(volume_id)
-        size = len(data) if self.pool_type == "dir" else -(-len(data) // MIB) * MIB
+        size = length if self.pool_type == "dir" else -(-length // MIB) * MIB
         spec = VolumeSpec(id=volume_id, size_bytes=size)
         text = xml.volume_xml(spec, name=name, pool_type=self.pool_type, image_format="raw")
         with translated(f"create volume {name}"):
             volume = self._pool().createXML(text, 0)
         try:
-            self._upload(volume, data, self._volume_info(volume_id, volume).capacity_bytes)
+            self._upload(
+                volume, data, length, self._volume_info(volume_id, volume).capacity_bytes
+            )
         except BaseException:
             with contextlib.suppress(BackendError):
                 self.delete_volume(volume_id)
             raise
         return self._volume_info(volume_id, volume)
 
-    def _upload(self, volume: libvirt.virStorageVol, data: bytes, size: int) -> None:
+    def _upload(
+        self, volume: libvirt.virStorageVol, data: UploadData, length: int, size: int
+    ) -> None:
         with translated(f"open a stream to {self.uri}"):
             stream = self._conn().newStream(0)
         try:
-            with translated(f"upload {len(data)} bytes into volume {volume.name()}"):
+            with translated(f"upload {length} bytes into volume {volume.name()}"):
                 volume.upload(stream, 0, size, 0)
                 for chunk in upload_chunks(data, size):
                     sent = 0

@@ -40,7 +40,9 @@ from occi.core import EntityRequest
 
 PROTOCOL = "OCCI/iSCSI"
 GIB = 1024**3
-MAX_IMAGE_BYTES = 4 * GIB  # an export is built in the worker's memory: keep it bounded
+# An export's image is built in a temporary file on the worker's data disk and then streamed
+# into the volume: the bound keeps one export from filling that disk twice over.
+MAX_IMAGE_BYTES = 4 * GIB
 VOLUME_LABEL = "CDMI_EXPORT"
 
 
@@ -230,9 +232,12 @@ def container_files(store: Store, container_id: str) -> list[tuple[str, str, str
     return out
 
 
-def build_image(files: Sequence[tuple[str, str, str, int]], blobs: BlobStore) -> bytes:
-    """An ISO 9660 image (Rock Ridge names) of the files; ISO names are generated, the real
-    names are the Rock Ridge ones, which Linux shows."""
+def build_image(
+    files: Sequence[tuple[str, str, str, int]], blobs: BlobStore, out: BinaryIO
+) -> None:
+    """An ISO 9660 image (Rock Ridge names) of the files written to ``out``; ISO names are
+    generated, the real names are the Rock Ridge ones, which Linux shows. The values are
+    copied from the blob files to ``out`` in pieces: none is read into memory whole."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, vol_ident=VOLUME_LABEL, rock_ridge="1.09")
     iso_dirs: dict[str, str] = {"": ""}
@@ -251,10 +256,8 @@ def build_image(files: Sequence[tuple[str, str, str, int]], blobs: BlobStore) ->
                 handle = _open(blobs, object_id)
                 handles.append(handle)
                 iso.add_fp(handle, size, f"{parent_iso}/F{number:07d}.;1", rr_name=name)
-        out = io.BytesIO()
         iso.write_fp(out)
         iso.close()
-        return out.getvalue()
     finally:
         for handle in handles:
             handle.close()

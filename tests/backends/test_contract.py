@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from backends.base import (
@@ -325,7 +327,17 @@ class TestUpload:
     def test_nothing_to_upload(self, driver: HostDriver) -> None:
         with pytest.raises(BackendError, match="nothing to upload"):
             driver.upload_volume(self.DRIVE, b"")
+        with pytest.raises(BackendError, match="nothing to upload"), tempfile.TemporaryFile() as f:
+            driver.upload_volume(self.DRIVE, f)
         assert driver.list_volumes() == []
+
+    def test_upload_from_a_file_sends_it_from_where_it_stands(self, driver: HostDriver) -> None:
+        with tempfile.TemporaryFile() as image:
+            image.write(b"skipped" + self.ISO)
+            image.seek(len(b"skipped"))
+            info = driver.upload_volume(self.DRIVE, image)
+        assert (info.format, info.capacity_bytes) == ("raw", len(self.ISO))
+        assert driver.volume_info(self.DRIVE) == info
 
     def test_config_drive_volume_is_the_computes_own(self) -> None:
         other = "5f0c6b3e-1d2a-4c55-9e1f-0a1b2c3d4e5f"

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
+import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import pycdlib
 import pytest
 
+from backends.blobfs import FilesystemBlobStore
 from backends.memory import MemoryDriver
+from cdmi.model import CONTAINER as CONTAINER_KIND
+from cdmi.model import DATAOBJECT
+from gateway.services.cdmi_exports import build_image
 from tests.gateway.cdmi_client import CONTAINER, Cdmi
 from tests.gateway.conftest import (
     INFRA,
@@ -135,3 +142,25 @@ def test_export_settings_are_checked(node: Node) -> None:
     assert created.status_code == 201
     assert json.loads(created.get_data())["exports"]["OCCI/iSCSI"]["storage"].startswith(
         "/storage/")
+
+
+def test_the_image_streams_from_the_blob_files_to_its_file(tmp_path: Path) -> None:
+    blobs = FilesystemBlobStore(tmp_path / "blobs")
+    big = blobs.stage(iter([bytes(range(256)) * 4096] * 32))  # 32 MiB
+    big.publish("big0")
+    small = blobs.stage(iter([b"small"]))
+    small.publish("small0")
+    files = [("d", CONTAINER_KIND, "dir0", 0), ("d/big.bin", DATAOBJECT, "big0", 32 << 20),
+             ("small.txt", DATAOBJECT, "small0", 5)]
+    with tempfile.TemporaryFile(dir=tmp_path) as out:
+        tracemalloc.start()
+        try:
+            build_image(files, blobs, out)
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        out.seek(0)
+        image = out.read()
+    assert peak < 8 << 20, f"building the image held {peak} bytes of Python memory"
+    assert iso_files(image) == {"/d/big.bin": bytes(range(256)) * 4096 * 32,
+                                "/small.txt": b"small"}
