@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -30,11 +29,9 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gateway.scheduler import place  # noqa: E402
-from gateway.store.db import Store  # noqa: E402
-from gateway.store.models import Base, EntityRow, Host, User  # noqa: E402
+from gateway.scheduler import place
+from gateway.store.db import Store
+from gateway.store.models import Base, EntityRow, Host, User
 
 COMPUTE = "http://schemas.ogf.org/occi/infrastructure#compute"
 
@@ -140,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             if args.database_url:
                 Base.metadata.drop_all(store.engine)
+                if store.engine.dialect.name == "postgresql":
+                    with store.engine.begin() as connection:
+                        connection.exec_driver_sql("DROP FUNCTION IF EXISTS nimbo_host_load()")
             store.dispose()
 
 
