@@ -8,9 +8,9 @@ insert, delete and change of ``host``, ``cores`` or ``memory_mib`` moves the amo
 it came from the ORM, a Core statement or a hand-run ``psql``. The trigger runs in the
 writing transaction, so the counters commit or roll back with the rows they count.
 
-:func:`install` (re)creates the triggers and recounts the sums from the entities; the store
-calls it whenever it makes its schema, so a store from before the counters, or one whose
-counters were ever changed by hand, is right again from that point.
+:func:`install` is called whenever the store makes its schema. The first time (a new store,
+or one from before the counters) it creates the triggers and counts the sums from the entities;
+after that the triggers are the only writers of the counters and nothing is recounted.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 # deleting them takes no lock on hosts.
 _SQLITE = (
     """
-    CREATE TRIGGER IF NOT EXISTS nimbo_host_load_insert AFTER INSERT ON entities
+    CREATE TRIGGER nimbo_host_load_insert AFTER INSERT ON entities
     WHEN NEW.host IS NOT NULL AND (NEW.cores <> 0 OR NEW.memory_mib <> 0)
     BEGIN
         UPDATE hosts SET cores_used = cores_used + NEW.cores,
@@ -30,7 +30,7 @@ _SQLITE = (
     END
     """,
     """
-    CREATE TRIGGER IF NOT EXISTS nimbo_host_load_delete AFTER DELETE ON entities
+    CREATE TRIGGER nimbo_host_load_delete AFTER DELETE ON entities
     WHEN OLD.host IS NOT NULL AND (OLD.cores <> 0 OR OLD.memory_mib <> 0)
     BEGIN
         UPDATE hosts SET cores_used = cores_used - OLD.cores,
@@ -39,7 +39,7 @@ _SQLITE = (
     END
     """,
     """
-    CREATE TRIGGER IF NOT EXISTS nimbo_host_load_update
+    CREATE TRIGGER nimbo_host_load_update
     AFTER UPDATE OF host, cores, memory_mib ON entities
     WHEN OLD.host IS NOT NEW.host OR OLD.cores <> NEW.cores OR OLD.memory_mib <> NEW.memory_mib
     BEGIN
@@ -53,8 +53,7 @@ _SQLITE = (
     """,
 )
 
-_POSTGRES = (
-    """
+_POSTGRES_FUNCTION = """
     CREATE OR REPLACE FUNCTION nimbo_host_load() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'UPDATE' AND OLD.host IS NOT DISTINCT FROM NEW.host
@@ -76,12 +75,20 @@ _POSTGRES = (
         RETURN NULL;
     END
     $$
-    """,
-    """
-    CREATE OR REPLACE TRIGGER nimbo_host_load
+"""
+
+_POSTGRES_TRIGGER = """
+    CREATE TRIGGER nimbo_host_load
     AFTER INSERT OR DELETE OR UPDATE OF host, cores, memory_mib ON entities
     FOR EACH ROW EXECUTE FUNCTION nimbo_host_load()
-    """,
+"""
+
+_SQLITE_INSTALLED = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'nimbo_host_load_update'"
+)
+_POSTGRES_INSTALLED = (
+    "SELECT 1 FROM pg_trigger WHERE tgname = 'nimbo_host_load' "
+    "AND tgrelid = 'entities'::regclass"
 )
 
 # Any number fits the advisory lock; this one is "nimbo" in ASCII.
@@ -97,18 +104,22 @@ _RECOUNT = """
 
 
 def install(connection: Connection) -> None:
-    """Triggers in place and the counters recounted, in the caller's transaction (which must
-    be the only writer: SQLite's write gate, or this function's advisory lock on PostgreSQL).
+    """The triggers in place, in the caller's transaction; on first installation the
+    counters counted from the entities. The caller makes it the only schema writer on SQLite
+    (the write gate); on PostgreSQL an advisory lock does.
 
-    On PostgreSQL the host rows are locked before the recount reads the entities: a create
-    that already moved a counter has then committed and its entity is counted; one that has
-    not yet moved it waits for this transaction and adds its amount after the recount."""
-    if connection.dialect.name == "postgresql":
+    On PostgreSQL creating the trigger locks ``entities`` against writes until this
+    transaction ends, so the count cannot miss a concurrent create; the function is replaced
+    on every call (no table lock), so a newer body reaches a store installed before."""
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
         connection.exec_driver_sql(_POSTGRES_SCHEMA_LOCK)
-        for statement in _POSTGRES:
-            connection.exec_driver_sql(statement)
-        connection.exec_driver_sql("SELECT name FROM hosts ORDER BY name FOR UPDATE")
+        connection.exec_driver_sql(_POSTGRES_FUNCTION)
+        installed = connection.exec_driver_sql(_POSTGRES_INSTALLED).first() is not None
     else:
-        for statement in _SQLITE:
-            connection.exec_driver_sql(statement)
+        installed = connection.exec_driver_sql(_SQLITE_INSTALLED).first() is not None
+    if installed:
+        return
+    for statement in (_POSTGRES_TRIGGER,) if postgres else _SQLITE:
+        connection.exec_driver_sql(statement)
     connection.exec_driver_sql(_RECOUNT)
