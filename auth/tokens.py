@@ -12,13 +12,16 @@ checked token is remembered per process for ``cache_seconds``: a revocation (``D
 moment of issue; the chain's admit step still refuses a disabled account and recomputes admin
 rights on every request.
 
-Tenants (Keystone v2.0's word, for the EGI world's rOCCI clients, see
+Tenants (Keystone v2.0's word, for the EGI world's rOCCI clients; Keystone v3's projects, see
 :mod:`gateway.tokens_http`): a principal's tenants are its groups, or the one tenant
 :data:`DEFAULT_TENANT` when it has none. A token may be *scoped* to one of them; the record
-keeps the tenant, but it does not change what the token may do (group policy applies as for
-any other credential). The one way a token gets another token is rescoping (:meth:`issue`
-with ``until``, the older token's :meth:`expiry`): the new one never outlives the old one, so
-rescoping renews nothing.
+keeps the tenant, and a request with the token acts in that group: its principal's
+``scope_group`` (:func:`scoped`) is the tenant, so what it creates belongs to the group and it
+may give nothing another group (:mod:`gateway.services.tenancy`). What it may see is what its
+user sees with any credential (group policy). :data:`DEFAULT_TENANT` of a principal without
+groups is no group: such a token acts as an unscoped one. The one way a token gets another
+token is rescoping (:meth:`issue` with ``until``, the older token's :meth:`expiry`): the new
+one never outlives the old one, so rescoping renews nothing.
 
 Keystone v3 federation (an OpenID Connect access token in, an unscoped token out, see
 :mod:`gateway.tokens_http`): the record also keeps the Keystone ``methods`` that proved the
@@ -35,7 +38,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 import redis
@@ -61,6 +64,14 @@ def tenants_of(principal: Principal) -> list[str]:
     """The tenants ``principal`` may scope a token to: its groups, sorted, else
     :data:`DEFAULT_TENANT` alone."""
     return sorted(principal.groups) or [DEFAULT_TENANT]
+
+
+def scoped(principal: Principal, tenant: str | None) -> Principal:
+    """``principal`` acting in the group of ``tenant`` (the scope of its token): its
+    ``scope_group`` is the tenant when that is one of its groups, else None (an unscoped
+    token, or :data:`DEFAULT_TENANT` of a principal without groups)."""
+    group = tenant if tenant is not None and tenant in principal.groups else None
+    return principal if principal.scope_group == group else replace(principal, scope_group=group)
 
 
 def connect(url: str) -> redis.Redis:
@@ -152,11 +163,12 @@ def _load(raw: bytes | str) -> TokenRecord:
         source=stored["source"],
     )
     federation = stored.get("federation")  # records of older processes have neither
+    tenant = stored.get("tenant")
     return TokenRecord(
-        principal,
+        scoped(principal, tenant),
         float(stored["issued"]),
         float(stored["expires"]),
-        stored.get("tenant"),
+        tenant,
         tuple(stored.get("methods") or ()),
         None if not federation else Federation(**federation),
     )
@@ -217,8 +229,9 @@ class TokenAuthenticator:
         """A new token for ``principal``, valid for ``ttl`` seconds in every API process, or
         until ``until`` (a UNIX time: the :meth:`expiry` of the token being rescoped) when
         that comes sooner; scoped to ``tenant`` (the caller checked it is one of
-        :func:`tenants_of` ``principal``). ``methods`` and ``federation`` are recorded for
-        Keystone's renderings of it."""
+        :func:`tenants_of` ``principal``): requests with it act in that group (:func:`scoped`).
+        ``methods`` and ``federation`` are recorded for Keystone's renderings of it."""
+        principal = scoped(principal, tenant)
         token = secrets.token_urlsafe(32)
         issued = time.time()
         expires = issued + self.ttl if until is None else min(issued + self.ttl, until)

@@ -9,7 +9,10 @@
   request's own credentials count; a ``token`` identity with a project scope *rescopes* a
   token (below). ``auth.scope.project`` (``id``, or ``name`` in domain ``default``) scopes
   the new token to one of the principal's projects, which are its tenants, and adds a
-  catalog whose ``occi`` endpoint is this server's OCCI root.
+  catalog whose ``occi`` endpoint is this server's OCCI root. A request with a token scoped
+  to a project (v3) or tenant (v2.0) acts in that group: what it creates belongs to it, and
+  naming another group is ``403`` (:func:`auth.tokens.scoped`,
+  :func:`gateway.services.tenancy.check_scope`); an unscoped token acts as any credential.
 - ``DELETE`` on either path revokes the token named by ``X-Subject-Token``, else by
   ``X-Auth-Token`` (holding a token is enough to end it): ``204``.
 - The part of Keystone v2.0 that rOCCI-api's Keystone plugin uses (gwdg/rOCCI-api,

@@ -14,8 +14,11 @@ Every OCCI entity (resources and links), user mixin, saved image and CDMI object
 A thing gets its group at create: the one the creator names (``org.nimbostratus.group`` in
 OCCI, the metadata item of that name in CDMI), which must be one of the creator's groups
 (admins may name any), else the setting ``tenancy_default_group``: ``none`` (private) or
-``primary`` (the creator's group when they are in exactly one). Only the owner or an admin
-changes it later. A link's group is its source compute's; a CDMI object created in a container
+``primary`` (the creator's group when they are in exactly one). A request whose token is
+scoped to a project (Keystone; :attr:`Principal.scope_group <auth.principal.Principal>`) acts
+in that group: what it creates gets the group unless it names one, and naming any other (or
+none), at create or in a later change, is ``403`` (:func:`check_scope`). Only the owner or an
+admin changes it later. A link's group is its source compute's; a CDMI object created in a container
 with a group takes that group (like a setgid directory); a saved image takes the group of the
 compute it was saved from.
 
@@ -42,7 +45,7 @@ from occi.infrastructure import GROUP_ATTRIBUTE, OWNER_ATTRIBUTE
 
 # GROUP_ATTRIBUTE names a thing's group as an OCCI attribute and as a CDMI metadata item;
 # OWNER_ATTRIBUTE shows an entity's owner in OCCI (set by the server, immutable).
-__all__ = ["GROUP_ATTRIBUTE", "OWNER_ATTRIBUTE", "Tenancy", "access_key"]
+__all__ = ["GROUP_ATTRIBUTE", "OWNER_ATTRIBUTE", "Tenancy", "access_key", "check_scope"]
 
 READ, FULL, NONE = "read", "full", "none"
 POLICIES = (READ, FULL, NONE)
@@ -75,6 +78,21 @@ def group_name(value: Any, *, what: str = GROUP_ATTRIBUTE) -> str | None:
             "characters"
         )
     return name
+
+
+def check_scope(principal: Principal, group: str | None, *, what: str = GROUP_ATTRIBUTE) -> None:
+    """Nothing when ``principal`` may give a thing ``group`` as far as its token's scope goes
+    (no scope, or that very group); 403 otherwise: the token was issued to act in its
+    project's group, and another token, not another request, would act elsewhere."""
+    scope = principal.scope_group
+    if scope is None or group == scope:
+        return
+    named = f"group {group!r}" if group is not None else "no group"
+    raise Forbidden(
+        f"{what}: {named} is refused: this token is scoped to project {scope!r}, so what it "
+        f"creates or regroups belongs to group {scope!r}; leave {what} out (or name "
+        f"{scope!r}), or use a token scoped to another project, or an unscoped one"
+    )
 
 
 def read_only(group: str | None) -> Forbidden:
@@ -163,9 +181,13 @@ class Tenancy:
         default)."""
         if asked is None:
             return self.default_for(principal)
-        return self.allowed_group(principal, group_name(asked, what=what), what=what)
+        group = group_name(asked, what=what)
+        check_scope(principal, group, what=what)
+        return self.allowed_group(principal, group, what=what)
 
     def default_for(self, principal: Principal) -> str | None:
+        if principal.scope_group is not None:  # a token scoped to a project acts in its group
+            return principal.scope_group
         if self.default_group == "primary" and len(principal.groups) == 1:
             return next(iter(principal.groups))
         return None
@@ -197,6 +219,7 @@ class Tenancy:
             return current
         if not (principal.is_admin or owner == principal.name):
             raise Forbidden(f"only the owner ({owner}) or an administrator may change the group")
+        check_scope(principal, group, what=what)
         return self.allowed_group(principal, group, what=what)
 
     # --- CDMI -------------------------------------------------------------------------------
