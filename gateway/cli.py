@@ -19,6 +19,7 @@ from gateway.config import Config, load_config
 from gateway.errors import NimboError
 
 if TYPE_CHECKING:
+    from gateway.services.cdmi_sweep import SweepReport
     from gateway.store.db import Store
 
 pass_overrides = click.option(
@@ -485,6 +486,68 @@ def image_rm(data_dir: str | None, name: str) -> None:
         _fail(exc)
     kept = f"; {registered} left in place" if registered else ""
     click.echo(f"image {name} removed{kept}")
+
+
+# --- CDMI --------------------------------------------------------------------------------
+
+
+@main.group()
+def cdmi() -> None:
+    """The CDMI storage service."""
+
+
+@cdmi.command("sweep")
+@pass_overrides
+@click.option("--grace", type=click.IntRange(min=0), help="Only blobs published at least this "
+              "many seconds ago (default: cdmi_orphan_grace_seconds). Go lower only while no "
+              "API process runs: a younger blob may be a value whose write is still running.")
+@click.option("--dry-run", is_flag=True, help="Print the orphaned blobs; remove nothing.")
+def cdmi_sweep(data_dir: str | None, grace: int | None, dry_run: bool) -> None:
+    """Remove the blob files no CDMI object names (a crash leaves them), printing each.
+
+    A sweep that removed something is recorded in the audit log. The API runs one as
+    `nimbo serve` starts (see gateway.services.cdmi_sweep)."""
+    from backends.blobfs import FilesystemBlobStore
+    from gateway.services.cdmi_sweep import SweepReport, sweep_orphans
+
+    config = _config(data_dir)
+    grace = config.cdmi_orphan_grace_seconds if grace is None else grace
+    verb = "would remove" if dry_run else "removed"
+    report = SweepReport()
+    try:
+        with _store(config) as store:
+            try:
+                sweep_orphans(
+                    store,
+                    FilesystemBlobStore(config.effective_blob_dir),
+                    grace=grace,
+                    dry_run=dry_run,
+                    on_orphan=lambda blob: click.echo(f"{verb} {blob.blob_id} ({blob.size} bytes)"),
+                    report=report,
+                )
+            except NimboError:
+                _record_sweep(store, report, grace, status=1, dry_run=dry_run)
+                raise
+            _record_sweep(store, report, grace, status=int(bool(report.failures)), dry_run=dry_run)
+    except NimboError as exc:
+        _fail(exc)
+    click.echo(f"{verb} {report.summary} (published over {grace} s ago, named by no object)")
+    if report.failures:
+        for failure in report.failures:
+            click.echo(failure, err=True)
+        raise click.ClickException("the blobs that could not be removed stay for the next sweep")
+
+
+def _record_sweep(
+    store: Store, report: SweepReport, grace: int, *, status: int, dry_run: bool
+) -> None:
+    """The audit record of a sweep that removed (or failed to remove) something."""
+    from gateway.audit import record_command
+
+    if dry_run or not (report.files or report.failures):
+        return
+    record_command(store, "nimbo cdmi sweep", "sweep", kind="blob", entity="", status=status,
+                   detail=f"removed {report.summary}; grace={grace}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

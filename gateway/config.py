@@ -39,6 +39,11 @@ class Config:
             raise ConfigurationError("worker_nice must be in 0..19")
         if not 0 < merged["cdmi_enterprise_number"] < 1 << 24:
             raise ConfigurationError("cdmi_enterprise_number must be in 1..16777215")
+        if merged["cdmi_orphan_grace_seconds"] < 60:
+            raise ConfigurationError(
+                "cdmi_orphan_grace_seconds must be at least 60: a younger "
+                "blob may be a new object's value whose write transaction is still running"
+            )
         self._values = merged
 
     def __getattr__(self, name: str) -> Any:

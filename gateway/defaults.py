@@ -514,6 +514,14 @@ SETTINGS: tuple[Setting, ...] = (
         "streams and has no limit.",
     ),
     Setting("blob_dir", "", str, "Directory of the CDMI blob store; empty: data_dir/blobs."),
+    Setting(
+        "cdmi_orphan_grace_seconds",
+        3600,
+        int,
+        "Age (s, at least 60) from which a blob no CDMI object names is removed by the orphan "
+        "sweep (as `nimbo serve` starts, and `nimbo cdmi sweep`): younger ones may be values "
+        "published ahead of a write transaction still running.",
+    ),
     Setting("log_level", "INFO", str, "Python logging level of every nimbo process."),
 )
 

@@ -64,10 +64,15 @@ limit_request_field_size = _limits.request_field_bytes
 
 
 def post_worker_init(worker: Any) -> None:
-    """Each worker moves audit records from Redis into the store (gateway.audit)."""
+    """Each worker moves audit records from Redis into the store (gateway.audit); the first
+    worker of a start (age 1; not one that replaces another) sweeps orphaned CDMI blobs in
+    the background (gateway.services.cdmi_sweep)."""
     from gateway.audit import start_flusher
+    from gateway.services.cdmi_sweep import sweep_in_background
 
     start_flusher(worker.wsgi)
+    if worker.age == 1:
+        sweep_in_background(worker.wsgi)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -810,7 +810,8 @@ class CdmiService:
         directory) inside it made every create wait for every other's disk. A value under an
         ID no row names yet is invisible (blobs are reached only through rows), so no partial
         object can be seen; the caller deletes it if the transaction does not commit, and a
-        crash in between leaves only a file no row names."""
+        crash in between leaves only a file no row names (removed by
+        :mod:`gateway.services.cdmi_sweep`)."""
         if blob is None or target.kind != PATH:
             return None
         with self.store.read() as reader:
