@@ -164,3 +164,29 @@ def test_the_image_streams_from_the_blob_files_to_its_file(tmp_path: Path) -> No
     assert peak < 8 << 20, f"building the image held {peak} bytes of Python memory"
     assert iso_files(image) == {"/d/big.bin": bytes(range(256)) * 4096 * 32,
                                 "/small.txt": b"small"}
+
+
+def test_a_link_made_before_the_export_is_filled_attaches_the_filled_volume(node: Node) -> None:
+    c = Cdmi(node)
+    c.mkdir("early/")
+    c.put("early/note.txt", {"value": "written before the export"})
+    container_id = c.read("early/")["objectID"]
+    compute = node.create_compute(user="alice")
+    assert export(c, "early/").status_code == 204
+    storage = c.read("early/")["exports"]["OCCI/iSCSI"]["storage"]
+
+    # no job has run: the volume is not made yet when the link is asked for
+    response = link(node, compute, "/cdmi/early/", container_id)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    node.run_jobs()
+
+    rendered = node.get_json(response.headers["Location"], user="alice")
+    assert rendered["attributes"]["occi.storagelink.state"] == "active"
+    driver = node.driver()
+    assert isinstance(driver, MemoryDriver)
+    assert iso_files(driver.ex_volume_bytes(entity_id(storage))) == {
+        "/note.txt": b"written before the export"
+    }
+    assert rendered["attributes"]["occi.storagelink.deviceid"] in driver.compute_info(
+        entity_id(compute)
+    ).disks
