@@ -47,7 +47,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from auth.principal import Principal
@@ -59,7 +59,7 @@ from occi import infrastructure as infra
 RESOURCES = ("instances", "cores", "memory", "storage", "cdmi_bytes", "public_addresses")
 """Every resource a quota can limit, in the order ``nimbo quota show`` lists them."""
 UNITS = {"memory": "GiB", "storage": "GiB", "cdmi_bytes": "bytes"}
-_ENTITY_RESOURCES = frozenset({"instances", "cores", "memory", "storage"})
+_COMPUTE_RESOURCES = frozenset({"instances", "cores", "memory"})
 _MAY_LEASE = frozenset({infra.COMPUTE.type_id, infra.NETWORKINTERFACE.type_id})  # inline links
 _EPSILON = 1e-9  # GiB sums are floats: 0.1 + 0.2 must not pass a limit of 0.3
 _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -333,19 +333,24 @@ class Quotas:
         wanted = set(resources)
         scope, name = holder
         use: Amounts = {}
-        if wanted & _ENTITY_RESOURCES:
-            mine = EntityRow.owner == name if scope == "user" else EntityRow.group == name
-            compute, storage = infra.COMPUTE.type_id, infra.STORAGE.type_id
-            size = EntityRow.attributes["occi.storage.size"].as_float()
-            instances, cores, memory, gib = session.execute(
+        mine = EntityRow.owner == name if scope == "user" else EntityRow.group == name
+        if wanted & _COMPUTE_RESOURCES:
+            # from the index ix_entities_*_load alone: no row is read
+            instances, cores, memory = session.execute(
                 select(
-                    func.count(case((EntityRow.kind == compute, 1))),
+                    func.count(),
                     func.coalesce(func.sum(EntityRow.cores), 0),
                     func.coalesce(func.sum(EntityRow.memory_mib), 0),
-                    func.coalesce(func.sum(case((EntityRow.kind == storage, size), else_=0.0)), 0),
-                ).where(mine, EntityRow.kind.in_((compute, storage)))
+                ).where(mine, EntityRow.kind == infra.COMPUTE.type_id)
             ).one()
-            use.update(instances=instances, cores=cores, memory=memory / 1024, storage=gib)
+            use.update(instances=instances, cores=cores, memory=memory / 1024)
+        if "storage" in wanted:
+            size = EntityRow.attributes["occi.storage.size"].as_float()
+            use["storage"] = session.scalar(
+                select(func.coalesce(func.sum(size), 0.0)).where(
+                    mine, EntityRow.kind == infra.STORAGE.type_id
+                )
+            ) or 0.0
         if "cdmi_bytes" in wanted:
             objects = CdmiObjectRow.owner if scope == "user" else CdmiObjectRow.group
             use["cdmi_bytes"] = session.scalar(

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.schema import CreateColumn, CreateIndex
 
 from gateway.errors import ConfigurationError, ServiceUnavailable
 from gateway.store import host_load
@@ -129,8 +129,8 @@ class Store:
                     session.add(Meta(key=GENERATION, value=0))
 
     def _add_new_columns(self) -> None:
-        """Columns a model gained after its table was made (``create_all`` makes only missing
-        tables): added, with their indexes. Only nullable columns and columns with a server
+        """Columns and indexes a model gained after its table was made (``create_all`` makes
+        only missing tables): added. Only nullable columns and columns with a server
         default can be added to a table that holds rows; any other is a ConfigurationError
         naming it."""
         gate = self._gate.held() if self._gate is not None else _nothing()
@@ -155,9 +155,10 @@ class Store:
                     connection.exec_driver_sql(
                         f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {guard}{spec}"
                     )
+                indexed = {i["name"] for i in inspector.get_indexes(table.name)}
                 for index in table.indexes:
-                    if any(c in new for c in index.columns):
-                        index.create(connection, checkfirst=True)
+                    if index.name not in indexed:  # new, or on a new column
+                        connection.execute(CreateIndex(index, if_not_exists=True))
 
     def generation(self, reader: Connection) -> object:
         """A value that differs after every committed write (compare, never order).

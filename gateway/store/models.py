@@ -136,7 +136,12 @@ class EntityRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_entities_owner_kind", "owner", "kind", "created_at"),)
+    __table_args__ = (
+        Index("ix_entities_owner_kind", "owner", "kind", "created_at"),
+        # quota use: a holder's cores and memory summed from the index alone
+        Index("ix_entities_owner_load", "owner", "kind", "cores", "memory_mib"),
+        Index("ix_entities_group_load", "group", "kind", "cores", "memory_mib"),
+    )
 
 
 class EntityMixin(Base):
