@@ -475,6 +475,35 @@ def _parse(item: bytes) -> Entry | None:
         return None
 
 
+def local_entry(
+    command: str,
+    action: str,
+    *,
+    kind: str,
+    entity: str = "",
+    status: int = 0,
+    detail: str = "",
+    method: str = "CLI",
+    source: str = "cli",
+) -> Entry:
+    """The record of something done on this machine rather than asked over HTTP: by the
+    operating-system user the process runs as, ``command`` (``nimbo users add``) as the path,
+    its exit status (0: done) as the status."""
+    return Entry(
+        at=datetime.now(UTC),
+        method=method,
+        path=command,
+        action=action,
+        status=status,
+        principal=getpass.getuser(),
+        source=source,
+        address="local",
+        kind=kind,
+        entity=entity,
+        detail=detail,
+    )
+
+
 def record_command(
     store: Store,
     command: str,
@@ -485,22 +514,9 @@ def record_command(
     status: int = 0,
     detail: str = "",
 ) -> None:
-    """Record an admin command of the ``nimbo`` CLI at once (no request, no Redis): the
-    operating-system user who ran it, ``command`` (``nimbo users add``) as the path, its exit
-    status (0: done) as the status."""
-    entry = Entry(
-        at=datetime.now(UTC),
-        method="CLI",
-        path=command,
-        action=action,
-        status=status,
-        principal=getpass.getuser(),
-        source="cli",
-        address="local",
-        kind=kind,
-        entity=entity,
-        detail=detail,
-    )
+    """Record an admin command of the ``nimbo`` CLI at once (no request, no Redis): see
+    :func:`local_entry`."""
+    entry = local_entry(command, action, kind=kind, entity=entity, status=status, detail=detail)
     with store.session(write=True) as session:
         session.execute(insert(AuditRecord), [entry.row()])
 

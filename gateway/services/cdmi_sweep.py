@@ -30,13 +30,11 @@ recorded in the audit log.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -167,19 +165,15 @@ def _sweep_at_start(store: Store, blobs: BlobStore, audit: AuditLog, grace: floa
 
 
 def _start_entry(report: SweepReport) -> Entry:
-    """The audit record of a sweep at start: the operating-system user the server runs as,
-    as ``nimbo cdmi sweep`` records the one who ran it (gateway.audit.record_command)."""
-    from gateway.audit import Entry
+    """The audit record of a sweep at start: by the operating-system user the server runs
+    as, as ``nimbo cdmi sweep`` records the one who ran it (gateway.audit.record_command)."""
+    from gateway.audit import local_entry
 
-    return Entry(
-        at=datetime.now(UTC),
-        method="START",
-        path="nimbo serve",
-        action="sweep",
-        status=0,
-        principal=getpass.getuser(),
-        source="gateway",
-        address="local",
+    return local_entry(
+        "nimbo serve",
+        "sweep",
         kind="blob",
         detail=f"removed {report.summary}",
+        method="START",
+        source="gateway",
     )
