@@ -119,46 +119,44 @@ class Store:
     def create_schema(self) -> None:
         with _translated():
             Base.metadata.create_all(self.engine)
-            self._add_new_columns()
             gate = self._gate.held() if self._gate is not None else _nothing()
             with gate, self.engine.begin() as connection:
+                self._add_new_columns(connection)
                 host_load.install(connection)
         if self.is_sqlite:
             with self.session(write=True) as session:
                 if session.get(Meta, GENERATION) is None:
                     session.add(Meta(key=GENERATION, value=0))
 
-    def _add_new_columns(self) -> None:
+    def _add_new_columns(self, connection: Connection) -> None:
         """Columns and indexes a model gained after its table was made (``create_all`` makes
-        only missing tables): added. Only nullable columns and columns with a server
-        default can be added to a table that holds rows; any other is a ConfigurationError
-        naming it."""
-        gate = self._gate.held() if self._gate is not None else _nothing()
-        with gate, self.engine.begin() as connection:
-            inspector = inspect(connection)
-            quote = self.engine.dialect.identifier_preparer
-            for table in Base.metadata.sorted_tables:
-                have = {c["name"] for c in inspector.get_columns(table.name)}
-                new = [c for c in table.columns if c.name not in have]
-                for column in new:
-                    default = column.server_default
-                    if not column.nullable and not isinstance(default, DefaultClause):
-                        raise ConfigurationError(
-                            f"the store's table {table.name} lacks column {column.name}, which "
-                            "cannot be added to existing rows; migrate it by hand"
-                        )
-                    # name, type, default and NULL-ness as create_all would have made them
-                    spec = CreateColumn(column).compile(dialect=self.engine.dialect)
-                    # Another process may add it first: SQLite's are queued by the gate,
-                    # PostgreSQL's wait for its lock and then find the column.
-                    guard = "" if self.is_sqlite else "IF NOT EXISTS "
-                    connection.exec_driver_sql(
-                        f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {guard}{spec}"
+        only missing tables): added, in the caller's transaction. Only nullable columns and
+        columns with a server default can be added to a table that holds rows; any other is
+        a ConfigurationError naming it."""
+        inspector = inspect(connection)
+        quote = self.engine.dialect.identifier_preparer
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            new = [c for c in table.columns if c.name not in have]
+            for column in new:
+                default = column.server_default
+                if not column.nullable and not isinstance(default, DefaultClause):
+                    raise ConfigurationError(
+                        f"the store's table {table.name} lacks column {column.name}, which "
+                        "cannot be added to existing rows; migrate it by hand"
                     )
-                indexed = {i["name"] for i in inspector.get_indexes(table.name)}
-                for index in table.indexes:
-                    if index.name not in indexed:  # new, or on a new column
-                        connection.execute(CreateIndex(index, if_not_exists=True))
+                # name, type, default and NULL-ness as create_all would have made them
+                spec = CreateColumn(column).compile(dialect=self.engine.dialect)
+                # Another process may add it first: SQLite's are queued by the gate,
+                # PostgreSQL's wait for its lock and then find the column.
+                guard = "" if self.is_sqlite else "IF NOT EXISTS "
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {guard}{spec}"
+                )
+            indexed = {i["name"] for i in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in indexed:  # new, or on a new column
+                    connection.execute(CreateIndex(index, if_not_exists=True))
 
     def generation(self, reader: Connection) -> object:
         """A value that differs after every committed write (compare, never order).
