@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from gateway.errors import CapacityExceeded, ServiceUnavailable
 from gateway.store.models import Host
 
-_CORES_FREE = (Host.cores - Host.cores_used).label("cores_free")
-_MEMORY_FREE = (Host.memory_mib - Host.memory_used_mib).label("memory_free_mib")
+_CORES_LEFT = Host.cores - Host.cores_used
+_MEMORY_LEFT = Host.memory_mib - Host.memory_used_mib
+_CORES_FREE = _CORES_LEFT.label("cores_free")
+_MEMORY_FREE = _MEMORY_LEFT.label("memory_free_mib")
 _ORDER = {
     # packing fills hosts up (least free memory first), striping spreads (most first)
     "packing": (_MEMORY_FREE.asc(), _CORES_FREE.asc(), Host.name.asc()),
@@ -39,9 +41,7 @@ def place(
     candidates: list[ColumnElement[bool]] = [Host.enabled.is_(True)]
     if only is not None:
         candidates.append(Host.name == only)
-    fits: ColumnElement[bool] = (Host.cores - Host.cores_used >= cores) & (
-        Host.memory_mib - Host.memory_used_mib >= memory_mib
-    )
+    fits: ColumnElement[bool] = (cores <= _CORES_LEFT) & (memory_mib <= _MEMORY_LEFT)
     choose = select(Host.name).where(*candidates, fits).order_by(*_ORDER[policy]).limit(1)
     locking = session.get_bind().dialect.name == "postgresql"
     for _ in range(_LOCK_ATTEMPTS):
