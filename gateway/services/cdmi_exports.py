@@ -236,8 +236,10 @@ def build_image(
     files: Sequence[tuple[str, str, str, int]], blobs: BlobStore, out: BinaryIO
 ) -> None:
     """An ISO 9660 image (Rock Ridge names) of the files written to ``out``; ISO names are
-    generated, the real names are the Rock Ridge ones, which Linux shows. The values are
-    copied from the blob files to ``out`` in pieces: none is read into memory whole."""
+    generated, the real names are the Rock Ridge ones, which Linux shows. Values the blob store
+    keeps as files (the filesystem store: the only one the worker uses) are copied from those
+    files to ``out`` in pieces, none read into memory whole; a store without files would have
+    each value read into memory (:func:`_open`)."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, vol_ident=VOLUME_LABEL, rock_ridge="1.09")
     iso_dirs: dict[str, str] = {"": ""}
