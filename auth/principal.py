@@ -17,8 +17,8 @@ class Principal:
     ``scope_group`` is the group the request acts in: the project (Keystone v3) or tenant
     (v2.0) its token is scoped to (see :mod:`auth.tokens`), one of ``groups``; None for every
     other credential and for an unscoped token. What such a request creates belongs to that
-    group, and it may give nothing another group (:mod:`gateway.services.tenancy`); what it
-    may see is unchanged."""
+    group, it may give nothing another group, and it sees only what its user sees in that
+    group; admins still see everything (:mod:`gateway.services.tenancy`)."""
 
     name: str
     display_name: str = ""

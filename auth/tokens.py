@@ -17,8 +17,9 @@ Tenants (Keystone v2.0's word, for the EGI world's rOCCI clients; Keystone v3's 
 :data:`DEFAULT_TENANT` when it has none. A token may be *scoped* to one of them; the record
 keeps the tenant, and a request with the token acts in that group: its principal's
 ``scope_group`` (:func:`scoped`) is the tenant, so what it creates belongs to the group and it
-may give nothing another group (:mod:`gateway.services.tenancy`). What it may see is what its
-user sees with any credential (group policy). :data:`DEFAULT_TENANT` of a principal without
+may give nothing another group (:mod:`gateway.services.tenancy`). It sees only what its user
+sees in that group (the user's own things there, the group's shared ones under the group
+policy); admins see everything. :data:`DEFAULT_TENANT` of a principal without
 groups is no group: such a token acts as an unscoped one. The one way a token gets another
 token is rescoping (:meth:`issue` with ``until``, the older token's :meth:`expiry`): the new
 one never outlives the old one, so rescoping renews nothing.

@@ -64,7 +64,7 @@ from gateway.errors import (
     NotFound,
 )
 from gateway.services.quotas import Quotas
-from gateway.services.tenancy import Tenancy
+from gateway.services.tenancy import Tenancy, acl_subject, in_scope, scope_condition
 from gateway.store.db import Store
 from gateway.store.models import CdmiObjectRow
 
@@ -211,7 +211,7 @@ def state_of(row: RowMapping | CdmiObjectRow) -> ObjectState:
 
 
 def subject(principal: Principal) -> acl.Subject:
-    return acl.Subject(principal.name, principal.groups, principal.is_admin)
+    return acl_subject(principal)
 
 
 def path_under(prefix: str) -> Any:
@@ -341,13 +341,21 @@ class CdmiService:
         return (*acl.from_stored(state.acl), *self.tenancy.group_aces())
 
     def _may(self, state: ObjectState, principal: Principal, mask: int) -> bool:
-        return acl.allowed(
+        return self._in_scope(state, principal) and acl.allowed(
             self._aces(state), subject(principal), state.owner, mask, state.group
         )
 
+    def _in_scope(self, state: ObjectState, principal: Principal) -> bool:
+        """Within the reach of a scoped token (see gateway.services.tenancy.in_scope); the
+        root container, everyone's namespace, is within every scope."""
+        return state.path == "" or in_scope(principal, state.group)
+
     def _sees(self, state: ObjectState, principal: Principal) -> bool:
-        """Whether the object exists for the principal: they hold some right on it. For
-        everyone else every route answers as for a path or ID where nothing is (404)."""
+        """Whether the object exists for the principal: it is within their scope and they
+        hold some right on it. For everyone else every route answers as for a path or ID
+        where nothing is (404)."""
+        if not self._in_scope(state, principal):
+            return False
         held = acl.granted(
             self._aces(state), subject(principal), state.owner, acl.ALL_PERMS, state.group
         )
@@ -450,7 +458,8 @@ class CdmiService:
             .where(T.parent_id == state.id, T.name != SNAPSHOTS_DIR)
             .order_by(T.name)
         )
-        rows = reader.execute(query).all()
+        scope = scope_condition(principal, T.group)
+        rows = reader.execute(query if scope is None else query.where(scope)).all()
         names = []
         who = subject(principal)
         policy = self.tenancy.group_aces()
@@ -690,10 +699,11 @@ class CdmiService:
         self, principal: Principal, parent_path: str | None, parent_group: str | None
     ) -> str | None:
         """The group of a new object before any the request names: a container's children
-        take its group (a setgid directory); what is created in the root or by ID only gets
-        the creator's default (see gateway.services.tenancy)."""
+        take its group (a setgid directory; a scoped token's, its scope group); what is
+        created in the root or by ID only gets the creator's default (see
+        gateway.services.tenancy)."""
         if parent_path:  # neither None (by ID) nor "" (the root)
-            return parent_group
+            return self.tenancy.child_group(principal, parent_group)
         return self.tenancy.default_for(principal)
 
     def _check_upload(
@@ -1292,7 +1302,7 @@ class CdmiService:
             ):
                 raise InvalidRequest("snapshots are read-only; delete a whole snapshot")
             allowed = self._may(state, principal, acl.DELETE)
-            if not allowed and row.parent_id is not None:
+            if not allowed and row.parent_id is not None and self._in_scope(state, principal):
                 parent = session.get(CdmiObjectRow, row.parent_id)
                 if parent is not None:
                     mask = acl.DELETE_SUBCONTAINER if row.kind == CONTAINER else acl.DELETE_OBJECT

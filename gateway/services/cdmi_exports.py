@@ -32,7 +32,7 @@ from cdmi import acl, objectid
 from cdmi.model import CONTAINER, DATAOBJECT, SNAPSHOTS_DIR, ObjectState
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.services.cdmi import path_under
-from gateway.services.tenancy import Tenancy
+from gateway.services.tenancy import Tenancy, acl_subject, in_scope
 from gateway.store.db import Store
 from gateway.store.models import CdmiExport, CdmiObjectRow, EntityRow
 from occi import infrastructure as infra
@@ -168,7 +168,8 @@ def cdmi_export(
     A link means an export when its ``occi.storagelink.deviceid`` is a CDMI object ID or its
     target is a URL under the CDMI root (§13.1 step 2). The container must exist (404), be
     exported to OCCI (409) and be readable by the principal under its ACL (403). One the
-    principal holds no right on does not exist for them (404, as for a missing one)."""
+    principal holds no right on, or that is out of its token's scope, does not exist for them
+    (404, as for a missing one)."""
     device = attrs.get("occi.storagelink.deviceid")
     container_id = objectid.parse(str(device)) if device else None
     root = str(config.cdmi_root)
@@ -184,10 +185,11 @@ def cdmi_export(
     container = session.scalars(query).first()
     tenancy = Tenancy.from_config(config)
     aces = (*acl.from_stored(container.acl or []), *tenancy.group_aces()) if container else ()
-    who = acl.Subject(principal.name, principal.groups, principal.is_admin)
+    who = acl_subject(principal)
     if (
         container is None
         or container.kind != CONTAINER
+        or not in_scope(principal, container.group)
         or not acl.granted(aces, who, container.owner, acl.ALL_PERMS, container.group)
     ):
         raise NotFound(f"no CDMI container {device if container_id else target}")

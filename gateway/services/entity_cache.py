@@ -8,11 +8,12 @@ committed write anywhere changes the generation and the whole cache is dropped a
 so a cached entity is never older than what a fresh read would return at that moment.
 
 Entries are per principal, keyed by :func:`gateway.services.tenancy.access_key` (name, admin
-flag and groups, as the principal of each request carries them): what an entity shows depends
-on the principal's registry (user mixins), and an entry exists only if that principal was
-allowed to see the entity. A principal whose groups changed has another key and never meets an
-entry made for the old membership; a change of an entity's owner or group is a write, which
-drops the whole cache; the group policy is a setting, fixed for the life of the process.
+flag, token scope and groups, as the principal of each request carries them): what an entity
+shows depends on the principal's registry (user mixins), and an entry exists only if that
+principal was allowed to see the entity. A principal whose groups (or scope) changed has
+another key and never meets an entry made for the old membership; a change of an entity's
+owner or group is a write, which drops the whole cache; the group policy is a setting, fixed
+for the life of the process.
 """
 
 from __future__ import annotations

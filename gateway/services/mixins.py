@@ -67,7 +67,11 @@ class MixinService:
                 _check_new(ref)
                 assert ref.location is not None
                 existing = session.get(UserMixin, ref.type_id)
-                if existing is not None and _same(existing, ref, principal):
+                if (
+                    existing is not None
+                    and _same(existing, ref, principal)
+                    and tenancy.sees(principal, existing.owner, existing.group)
+                ):  # (one out of a token's scope is someone else's: 409 as for them)
                     # the same definition again: nothing changes, but the group if one is named
                     if asked is not _DEFAULT:
                         existing.group = tenancy.regroup(

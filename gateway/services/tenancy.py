@@ -11,23 +11,38 @@ Every OCCI entity (resources and links), user mixin, saved image and CDMI object
   the same message; lists simply leave it out). A group member who may only read gets 403 for
   a write, since 404 would lie about something they can see.
 
+A request whose token is scoped to a project (Keystone;
+:attr:`Principal.scope_group <auth.principal.Principal>`, group G) acts only inside G, as an
+OpenStack project-scoped token does: it sees what its user sees (the rules above) *and* whose
+group is G, so the user's own things there with owner rights and the group's shared things
+under the policy; the user's things with no group or in another group, and other groups'
+shared things, are absent to it exactly as to an outsider (404, left out of every listing,
+filter, registry, link target and ``/cdmi_objectid/``). In CDMI the object's ACL decides
+within that reach, and it sees the scoped token as a member of G only (:func:`acl_subject`);
+the root container is everyone's namespace and within every scope. Admins see everything,
+scoped or not. Unscoped principals (Basic, OIDC, X.509, unscoped tokens) are not limited.
+Quotas are not scoped (they are per user and per group already). :func:`in_scope` and
+:func:`scope_condition` are the rule; :meth:`Tenancy.sees`, :meth:`Tenancy.may_change`,
+:meth:`Tenancy.visible` and :meth:`Tenancy.changeable` apply it to every OCCI entity, user
+mixin and saved image, the CDMI service to every CDMI object.
+
 A thing gets its group at create: the one the creator names (``org.nimbostratus.group`` in
 OCCI, the metadata item of that name in CDMI), which must be one of the creator's groups
 (admins may name any), else the setting ``tenancy_default_group``: ``none`` (private) or
-``primary`` (the creator's group when they are in exactly one). A request whose token is
-scoped to a project (Keystone; :attr:`Principal.scope_group <auth.principal.Principal>`) acts
-in that group: what it creates gets the group unless it names one, and naming any other (or
-none), at create or in a later change, is ``403`` (:func:`check_scope`). Only the owner or an
-admin changes it later. A link's group is its source compute's; a CDMI object created in a container
-with a group takes that group (like a setgid directory); a saved image takes the group of the
-compute it was saved from.
+``primary`` (the creator's group when they are in exactly one). A scoped request's creations
+get G unless it names a group, and naming any other (or none), at create or in a later
+change, is ``403`` (:func:`check_scope`). Only the owner or an admin changes it later. A link's
+group is its source compute's; a CDMI object created in a container takes the container's
+group (like a setgid directory), under a scoped token G (:meth:`Tenancy.child_group`; a
+container it sees is of G anyway); a saved image takes the group of the compute it was saved
+from.
 
 In CDMI the policy acts as one more ACE after the object's own ACL (:meth:`Tenancy.group_aces`):
 the ACL can deny a group what the policy grants. ``GROUP@`` in an ACL means the object's group.
 
 Group membership is read from the principal of each request; what depends on it is cached
-per :func:`access_key` (name, admin flag and groups), never per name alone, so that a changed
-membership never meets an answer cached for the old one.
+per :func:`access_key` (name, admin flag, scope and groups), never per name alone, so that a
+changed membership or another scope never meets an answer cached for the old one.
 """
 
 from __future__ import annotations
@@ -35,7 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, and_, or_
 
 from auth.principal import Principal
 from cdmi import acl
@@ -45,7 +60,16 @@ from occi.infrastructure import GROUP_ATTRIBUTE, OWNER_ATTRIBUTE
 
 # GROUP_ATTRIBUTE names a thing's group as an OCCI attribute and as a CDMI metadata item;
 # OWNER_ATTRIBUTE shows an entity's owner in OCCI (set by the server, immutable).
-__all__ = ["GROUP_ATTRIBUTE", "OWNER_ATTRIBUTE", "Tenancy", "access_key", "check_scope"]
+__all__ = [
+    "GROUP_ATTRIBUTE",
+    "OWNER_ATTRIBUTE",
+    "Tenancy",
+    "access_key",
+    "acl_subject",
+    "check_scope",
+    "in_scope",
+    "scope_condition",
+]
 
 READ, FULL, NONE = "read", "full", "none"
 POLICIES = (READ, FULL, NONE)
@@ -58,9 +82,37 @@ _CDMI_FULL = acl.ALL_PERMS & ~(acl.WRITE_ACL | acl.WRITE_OWNER)
 
 
 def access_key(principal: Principal) -> str:
-    """What everything a principal may see depends on, as one cache key."""
+    """What everything a principal may see depends on, as one cache key: name, admin flag,
+    scope and groups."""
     admin = "admin" if principal.is_admin else ""
-    return "\0".join((principal.name, admin, *sorted(principal.groups)))
+    scope = principal.scope_group or ""
+    return "\0".join((principal.name, admin, scope, *sorted(principal.groups)))
+
+
+def in_scope(principal: Principal, group: str | None) -> bool:
+    """Whether a thing of ``group`` is within the reach of the principal's token: for a token
+    scoped to a project, only a thing of the project's group; for every other principal, and
+    for admins (who see everything, scoped or not), anything. Reach is not access: the other
+    rules (owner, group policy, CDMI ACLs) still decide within it."""
+    scope = principal.scope_group
+    return scope is None or principal.is_admin or group == scope
+
+
+def scope_condition(principal: Principal, group: Any) -> ColumnElement[bool] | None:
+    """:func:`in_scope` as an SQL condition on the ``group`` column (None: no limit)."""
+    if principal.scope_group is None or principal.is_admin:
+        return None
+    condition: ColumnElement[bool] = group == principal.scope_group
+    return condition
+
+
+def acl_subject(principal: Principal) -> acl.Subject:
+    """Who is asking, as a CDMI ACL sees it. A scoped token acts as a member of its scope group
+    only: an ACE naming another of its user's groups grants it nothing."""
+    groups = principal.groups
+    if principal.scope_group is not None and not principal.is_admin:
+        groups = frozenset({principal.scope_group})
+    return acl.Subject(principal.name, groups, principal.is_admin)
 
 
 def group_name(value: Any, *, what: str = GROUP_ATTRIBUTE) -> str | None:
@@ -124,17 +176,24 @@ class Tenancy:
     # --- one thing --------------------------------------------------------------------------
 
     def sees(self, principal: Principal, owner: str | None, group: str | None) -> bool:
-        return (
-            principal.is_admin
-            or owner == principal.name
-            or (self.policy != NONE and group is not None and group in principal.groups)
+        """Whether the thing exists for the principal: an admin's, or in the principal's
+        scope (:func:`in_scope`) and theirs, or shared with them by the policy."""
+        return principal.is_admin or (
+            in_scope(principal, group)
+            and (
+                owner == principal.name
+                or (self.policy != NONE and group is not None and group in principal.groups)
+            )
         )
 
     def may_change(self, principal: Principal, owner: str | None, group: str | None) -> bool:
-        return (
-            principal.is_admin
-            or owner == principal.name
-            or (self.policy == FULL and group is not None and group in principal.groups)
+        """As :meth:`sees`, for changing (``full`` policy for group members)."""
+        return principal.is_admin or (
+            in_scope(principal, group)
+            and (
+                owner == principal.name
+                or (self.policy == FULL and group is not None and group in principal.groups)
+            )
         )
 
     def check_change(
@@ -152,7 +211,7 @@ class Tenancy:
 
     def visible(self, principal: Principal, owner: Any, group: Any) -> ColumnElement[bool] | None:
         """The SQL condition on the ``owner`` and ``group`` columns of what the principal
-        sees (None: everything, for admins)."""
+        sees, as :meth:`sees` decides it for one thing (None: everything, for admins)."""
         return self._condition(principal, owner, group, shared=self.policy != NONE)
 
     def changeable(
@@ -168,6 +227,10 @@ class Tenancy:
         if principal.is_admin:
             return None
         mine: ColumnElement[bool] = owner == principal.name
+        scope = principal.scope_group
+        if scope is not None:  # its group only: the user's own there, the shared under the policy
+            in_group: ColumnElement[bool] = group == scope
+            return in_group if shared else and_(mine, in_group)
         if not shared or not principal.groups:
             return mine
         return or_(mine, group.in_(sorted(principal.groups)))
@@ -184,6 +247,16 @@ class Tenancy:
         group = group_name(asked, what=what)
         check_scope(principal, group, what=what)
         return self.allowed_group(principal, group, what=what)
+
+    @staticmethod
+    def child_group(principal: Principal, container_group: str | None) -> str | None:
+        """The group of a new CDMI object in a container of ``container_group`` before any the
+        request names: the container's (a setgid directory); under a scoped token its scope
+        group, as for everything it creates (a container it sees is of that group but for an
+        admin's token)."""
+        if principal.scope_group is not None:
+            return principal.scope_group
+        return container_group
 
     def default_for(self, principal: Principal) -> str | None:
         if principal.scope_group is not None:  # a token scoped to a project acts in its group
