@@ -1,27 +1,45 @@
-"""OpenID Connect bearer tokens: JWT access tokens verified against the issuer's published keys.
+"""OpenID Connect bearer tokens: JWT access tokens verified against their issuer's published keys.
 
 A request with ``Authorization: Bearer <JWT>`` is this authenticator's to judge: it either
 yields a :class:`~auth.principal.Principal` or raises :class:`~gateway.errors.NotAuthenticated`
 with a message that says what was wrong (expired, not yet valid, wrong issuer, wrong audience,
 bad signature, unsupported algorithm, unknown key id); no later authenticator gets the token.
 
+Several issuers may be trusted (EGI Check-in beside one INDIGO IAM per virtual organisation):
+the flat ``oidc_*`` settings describe the first, each entry of ``oidc_issuers`` one more
+(:func:`issuer_settings`). Each has its own audience, algorithms, keys, key cache and claim
+mapping. The token's ``iss``, read from its payload *before* anything is verified, only picks
+which issuer's settings judge it; an ``iss`` no issuer has is refused at once, and nothing is
+fetched for it (a token cannot make us fetch from an address it names). Everything below is
+then checked against the picked issuer alone, so a key of one issuer never verifies a token
+claiming another.
+
 What is checked, in order:
 
-- the header's ``alg`` is one of the pinned algorithms (asymmetric only: ``none`` and the
-  HMAC family are refused when the configuration is read, so a token signed with the issuer's
-  public key as an HMAC secret can never verify), and it fits the key: an RSA key verifies
-  RS*/PS* only, an EC key the ES* of its curve, an OKP key EdDSA;
+- the header's ``alg`` is one of the issuer's pinned algorithms (asymmetric only: ``none`` and
+  the HMAC family are refused when the configuration is read, so a token signed with the
+  issuer's public key as an HMAC secret can never verify), and it fits the key: an RSA key
+  verifies RS*/PS* only, an EC key the ES* of its curve, an OKP key EdDSA;
 - the signature, against the key named by ``kid`` in the issuer's JWKS
   (:class:`IssuerKeys`: fetched over HTTP, cached, fetched again for an unknown ``kid`` at
   most once per ``refetch_seconds``, so forged key ids cannot make us hammer the issuer);
-- ``iss`` exactly, ``aud`` names one of ours, ``exp`` present and not past, ``nbf``/``iat``
-  not in the future, each with ``leeway`` seconds of clock skew.
+- ``iss`` exactly, ``aud`` names one of the issuer's audiences, ``exp`` present and not past,
+  ``nbf``/``iat`` not in the future, each with ``leeway`` seconds of clock skew.
+
+Users of different issuers never share a name (:class:`ClaimMapping`): the first issuer (the
+flat ``oidc_issuer``, else the first entry) may keep bare names, as a single issuer always
+did; every other one has a ``user_prefix`` (``wlcg:`` makes ``sub`` ``alice`` the user
+``wlcg:alice``), no prefix may be the start of another, and a bare name of the first issuer
+that begins with another's prefix is refused. The same ``sub`` from two issuers is thus two
+users, whatever it is. Groups are not namespaced: a group is the same group whichever issuer
+reports it (a VO in Check-in and in the VO's own IAM), so ``auth_admin_groups`` holds for
+every issuer; each issuer's ``group_pattern`` bounds which groups it may report.
 
 A verified token is remembered per process under its SHA-256 until its ``exp`` or for
 ``cache_seconds``, whichever comes first, so a client that sends the same token again costs a
-hash and a dictionary lookup. When the issuer's keys cannot be fetched, bearer requests get
-:class:`~gateway.errors.ServiceUnavailable` (503); requests with other credentials never
-touch the issuer.
+hash and a dictionary lookup. When the issuer's keys cannot be fetched, bearer requests of that
+issuer get :class:`~gateway.errors.ServiceUnavailable` (503); requests with other credentials
+(or tokens of other issuers) never touch it.
 """
 
 from __future__ import annotations
@@ -37,13 +55,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jwt
 
 from auth.credentials import Credentials
 from auth.principal import Principal
+from gateway.defaults import DEFAULTS
 from gateway.errors import ConfigurationError, NotAuthenticated, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,37 +90,37 @@ DISPLAY_CLAIMS = ("name", "preferred_username")
 # --- configuration --------------------------------------------------------------------------
 
 
-def pinned_algorithms(value: str) -> tuple[str, ...]:
-    """The comma-separated ``oidc_algorithms`` as a tuple; refuses ``none``, HS* and unknowns."""
+def pinned_algorithms(value: str, setting: str = "oidc_algorithms") -> tuple[str, ...]:
+    """The comma-separated algorithms as a tuple; refuses ``none``, HS* and unknowns."""
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
     if not names:
-        raise ConfigurationError("oidc_algorithms is empty: name at least one, e.g. RS256")
+        raise ConfigurationError(f"{setting} is empty: name at least one, e.g. RS256")
     for name in names:
         if name.lower() == "none":
-            raise ConfigurationError("oidc_algorithms: 'none' (unsigned tokens) is never accepted")
+            raise ConfigurationError(f"{setting}: 'none' (unsigned tokens) is never accepted")
         if name.upper().startswith("HS"):
             raise ConfigurationError(
-                f"oidc_algorithms: {name} is a shared-secret algorithm; an issuer's public keys "
+                f"{setting}: {name} is a shared-secret algorithm; an issuer's public keys "
                 "cannot verify it, and accepting it would let anyone sign with the public key"
             )
         if name not in KEY_TYPES:
             raise ConfigurationError(
-                f"oidc_algorithms: unknown algorithm {name!r}; choose from {', '.join(KEY_TYPES)}"
+                f"{setting}: unknown algorithm {name!r}; choose from {', '.join(KEY_TYPES)}"
             )
     return names
 
 
-def group_pattern(value: str) -> re.Pattern[str] | None:
-    """``oidc_group_pattern`` compiled (None when empty); it must hold exactly one group."""
+def group_pattern(value: str, setting: str = "oidc_group_pattern") -> re.Pattern[str] | None:
+    """The group pattern compiled (None when empty); it must hold exactly one group."""
     if not value:
         return None
     try:
         pattern = re.compile(value)
     except re.error as exc:
-        raise ConfigurationError(f"oidc_group_pattern is not a regular expression: {exc}") from exc
+        raise ConfigurationError(f"{setting} is not a regular expression: {exc}") from exc
     if pattern.groups != 1:
         raise ConfigurationError(
-            f"oidc_group_pattern must hold exactly one group (it holds {pattern.groups}): "
+            f"{setting} must hold exactly one group (it holds {pattern.groups}): "
             "the group's text becomes the group name"
         )
     return pattern
@@ -294,18 +313,31 @@ def _fits(jwk: Mapping[str, Any], alg: str) -> bool:
 
 @dataclass(frozen=True)
 class ClaimMapping:
-    """Which claims name the user and the groups, and how entitlements become groups."""
+    """Which claims name the user and the groups, and how entitlements become groups.
+
+    The user name is ``user_prefix`` followed by the user claim. An issuer without a prefix
+    refuses names that begin with one of ``reserved`` (the other issuers' prefixes): they
+    are theirs."""
 
     user_claim: str = "sub"
     groups_claim: str = "eduperson_entitlement"
     pattern: re.Pattern[str] | None = None
+    user_prefix: str = ""
+    reserved: tuple[str, ...] = ()
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
-        name = claims.get(self.user_claim)
-        if not isinstance(name, str) or not name:
+        value = claims.get(self.user_claim)
+        if not isinstance(value, str) or not value:
             raise NotAuthenticated(
                 f"the bearer token lacks the user claim {self.user_claim!r} (a string)"
             )
+        if not self.user_prefix and value.startswith(self.reserved):
+            prefix = next(p for p in self.reserved if value.startswith(p))
+            raise NotAuthenticated(
+                f"the bearer token's user {_shown(value)} is refused: names beginning with "
+                f"{prefix!r} belong to the users of another trusted issuer"
+            )
+        name = self.user_prefix + value
         display = next(
             (v for c in DISPLAY_CLAIMS if isinstance(v := claims.get(c), str) and v), name
         )
@@ -325,6 +357,188 @@ class ClaimMapping:
         return frozenset(m.group(1) for m in matches if m and m.group(1))
 
 
+def _shown(value: str) -> str:
+    """``value`` quoted for a message, cut short when long (it comes from a client)."""
+    return repr(value if len(value) <= 120 else value[:120] + "...")
+
+
+# --- the trusted issuers --------------------------------------------------------------------
+
+ENTRY_KEYS = (
+    "issuer",
+    "audience",
+    "jwks_url",
+    "algorithms",
+    "user_claim",
+    "groups_claim",
+    "group_pattern",
+    "user_prefix",
+)
+"""The keys of an ``oidc_issuers`` entry."""
+USER_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+:-]*$")
+"""A user_prefix: the start of a user name (gateway.services.accounts.USER_NAME)."""
+
+
+@dataclass(frozen=True)
+class IssuerSettings:
+    """One trusted issuer as configured; ``label`` says where (``oidc_issuer``,
+    ``oidc_issuers[1] (https://...)``) for messages."""
+
+    label: str
+    issuer: str
+    jwks_url: str
+    audiences: tuple[str, ...]
+    algorithms: tuple[str, ...]
+    claims: ClaimMapping
+
+
+def issuer_settings(values: Mapping[str, Any]) -> tuple[IssuerSettings, ...]:
+    """Every issuer the ``oidc`` method trusts, from the resolved settings
+    (``Config.as_dict()``): the flat ``oidc_*`` settings first, when ``oidc_issuer`` is set
+    or ``oidc_issuers`` is empty, then each entry of ``oidc_issuers`` in order.
+
+    An entry's key left out takes the default of the flat setting of the same name (not its
+    configured value); ``issuer`` and ``audience`` are required. Raises ConfigurationError,
+    naming the entry and the key, for anything wrong: an unknown key, an issuer listed twice,
+    a URL that is not http(s), a bad pattern, ``none`` or HS* among the algorithms, and two
+    issuers that could give the same user name (see :class:`ClaimMapping`)."""
+    entries = values.get("oidc_issuers") or []
+    if not isinstance(entries, list):
+        raise ConfigurationError("oidc_issuers must be a list of tables ([[oidc_issuers]])")
+    issuers = []
+    if values.get("oidc_issuer") or not entries:
+        issuers.append(_flat_issuer(values))
+    for number, entry in enumerate(entries):
+        issuers.append(_entry_issuer(number, entry, first=not issuers))
+    return _apart(issuers)
+
+
+def _flat_issuer(values: Mapping[str, Any]) -> IssuerSettings:
+    issuer = http_url(values["oidc_issuer"], "oidc_issuer")
+    audiences = _names(values["oidc_audience"])
+    if not audiences:
+        raise ConfigurationError("oidc_audience is empty: name the audience of this server")
+    return IssuerSettings(
+        label="oidc_issuer",
+        issuer=issuer,
+        jwks_url=values["oidc_jwks_url"] and http_url(values["oidc_jwks_url"], "oidc_jwks_url"),
+        audiences=audiences,
+        algorithms=pinned_algorithms(values["oidc_algorithms"]),
+        claims=ClaimMapping(
+            user_claim=values["oidc_user_claim"],
+            groups_claim=values["oidc_groups_claim"],
+            pattern=group_pattern(values["oidc_group_pattern"]),
+        ),
+    )
+
+
+def _entry_issuer(number: int, entry: Any, *, first: bool) -> IssuerSettings:
+    label = f"oidc_issuers[{number}]"
+    if not isinstance(entry, dict):
+        raise ConfigurationError(
+            f"{label} must be a table (TOML [[oidc_issuers]], a JSON object), not {entry!r}"
+        )
+    issuer = entry.get("issuer")
+    if not isinstance(issuer, str) or not issuer:
+        raise ConfigurationError(f"{label}: issuer is required (the exact iss of its tokens)")
+    label = f"{label} ({issuer})"
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"{label}: unknown key(s) {', '.join(map(str, unknown))}; "
+            f"an entry holds {', '.join(ENTRY_KEYS)}"
+        )
+    http_url(issuer, f"{label}: issuer")
+    jwks_url = _entry_text(entry, "jwks_url", label, "")
+    audiences = _names(_entry_text(entry, "audience", label, ""))
+    if not audiences:
+        raise ConfigurationError(
+            f"{label}: audience is required: the audience(s) this server answers to"
+        )
+    user_prefix = _entry_text(entry, "user_prefix", label, "")
+    if user_prefix and not USER_PREFIX.match(user_prefix):
+        raise ConfigurationError(
+            f"{label}: user_prefix {user_prefix!r} must begin with a letter or digit and hold "
+            "only letters, digits and . _ @ + : -"
+        )
+    if not user_prefix and not first:
+        raise ConfigurationError(
+            f"{label}: user_prefix is required: only the first issuer keeps bare user names, "
+            "every other needs its own prefix (e.g. 'wlcg:') so that the same sub from two "
+            "issuers never becomes one user"
+        )
+    user_claim = _entry_text(entry, "user_claim", label, _default("oidc_user_claim"))
+    groups_claim = _entry_text(entry, "groups_claim", label, _default("oidc_groups_claim"))
+    for key, value in (("user_claim", user_claim), ("groups_claim", groups_claim)):
+        if not value:
+            raise ConfigurationError(f"{label}: {key} is empty: name a claim")
+    return IssuerSettings(
+        label=label,
+        issuer=issuer,
+        jwks_url=jwks_url and http_url(jwks_url, f"{label}: jwks_url"),
+        audiences=audiences,
+        algorithms=pinned_algorithms(
+            _entry_text(entry, "algorithms", label, _default("oidc_algorithms")),
+            f"{label}: algorithms",
+        ),
+        claims=ClaimMapping(
+            user_claim=user_claim,
+            groups_claim=groups_claim,
+            pattern=group_pattern(
+                _entry_text(entry, "group_pattern", label, _default("oidc_group_pattern")),
+                f"{label}: group_pattern",
+            ),
+            user_prefix=user_prefix,
+        ),
+    )
+
+
+def _entry_text(entry: Mapping[str, Any], key: str, label: str, default: str) -> str:
+    """The string ``entry[key]`` (a list of strings for audience and algorithms is joined)."""
+    value = entry.get(key, default)
+    listed = key in ("audience", "algorithms") and isinstance(value, list)
+    if listed and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{label}: {key} must be a string, not {value!r}")
+    return value
+
+
+def _default(setting: str) -> str:
+    value: str = DEFAULTS[setting].default
+    return value
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+def _apart(issuers: list[IssuerSettings]) -> tuple[IssuerSettings, ...]:
+    """``issuers`` once no two share an issuer or could give the same user name; the one
+    without a user_prefix (the first, if any) reserves the others' prefixes."""
+    for later, one in enumerate(issuers):
+        for other in issuers[:later]:
+            if one.issuer == other.issuer:
+                raise ConfigurationError(
+                    f"{one.label}: issuer {one.issuer} is already configured as {other.label}: "
+                    "each issuer is listed once"
+                )
+            mine, theirs = one.claims.user_prefix, other.claims.user_prefix
+            if mine and theirs and (mine.startswith(theirs) or theirs.startswith(mine)):
+                raise ConfigurationError(
+                    f"{one.label}: user_prefix {mine!r} overlaps the user_prefix {theirs!r} of "
+                    f"{other.label} (one begins the other): the two issuers could give the "
+                    "same user names"
+                )
+    prefixes = tuple(i.claims.user_prefix for i in issuers if i.claims.user_prefix)
+    return tuple(
+        i
+        if i.claims.user_prefix or not prefixes
+        else replace(i, claims=replace(i.claims, reserved=prefixes))
+        for i in issuers
+    )
+
+
 # --- the authenticator ----------------------------------------------------------------------
 
 _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -338,36 +552,45 @@ _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Issuer:
+    """A trusted issuer at run time: its settings and its own keys."""
+
+    settings: IssuerSettings
+    keys: IssuerKeys
+
+
 class OidcAuthenticator:
-    """Verifies OpenID Connect bearer tokens (JWT access tokens) of one issuer."""
+    """Verifies OpenID Connect bearer tokens (JWT access tokens) of the trusted issuers."""
 
     name = "oidc"
     offers = "OpenID Connect bearer tokens"
 
     def __init__(
         self,
-        keys: IssuerKeys,
+        issuers: Iterable[Issuer],
         *,
-        issuer: str,
-        audiences: Iterable[str],
-        algorithms: Iterable[str],
-        claims: ClaimMapping,
         realm: str,
         leeway: float = 30.0,
         cache_seconds: float = 60.0,
     ) -> None:
-        self._keys = keys
-        self._issuer = issuer
-        self._audiences = tuple(audiences)
-        self._algorithms = tuple(algorithms)
-        self._claims = claims
+        self._issuers: dict[str, Issuer] = {}
+        for issuer in issuers:
+            if issuer.settings.issuer in self._issuers:
+                raise ConfigurationError(f"{issuer.settings.label}: issuer listed twice")
+            self._issuers[issuer.settings.issuer] = issuer
+        if not self._issuers:
+            raise ConfigurationError("oidc_issuer is empty: name the issuer whose tokens count")
         self._realm = realm
         self._leeway = leeway
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
-        if not self._audiences:
-            raise ConfigurationError("oidc_audience is empty: name the audience of this server")
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        """The trusted issuers' ``iss``, first one first."""
+        return tuple(self._issuers)
 
     def challenge(self, base_url: str) -> str:
         return f'Bearer realm="{self._realm}"'
@@ -383,7 +606,7 @@ class OidcAuthenticator:
         if cached is not None and cached[1] > now:
             return cached[0]
         claims = self.verify(token)
-        principal = self._claims.principal(claims)
+        principal = self._issuers[claims["iss"]].settings.claims.principal(claims)
         self._remember(digest, principal, min(float(claims["exp"]), now + self._cache_seconds))
         return principal
 
@@ -393,37 +616,71 @@ class OidcAuthenticator:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise NotAuthenticated(f"the bearer token is not a well-formed JWT: {exc}") from exc
+        issuer = self._issuer_of(token)
+        settings = issuer.settings
         alg, kid = header.get("alg"), header.get("kid")
-        if alg not in self._algorithms:
+        if alg not in settings.algorithms:
             raise NotAuthenticated(
                 f"the bearer token's algorithm {alg!r} is not accepted (unsupported algorithm): "
-                f"this server accepts {', '.join(self._algorithms)}"
+                f"this server accepts {', '.join(settings.algorithms)}"
+                + ("" if len(self._issuers) == 1 else f" from {settings.issuer}")
             )
         if kid is not None and not isinstance(kid, str):
             raise NotAuthenticated("the bearer token's key id (kid) is not a string")
-        key = self._keys.key(kid, alg)
+        key = issuer.keys.key(kid, alg)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key,
                 algorithms=[alg],
-                audience=self._audiences,
-                issuer=self._issuer,
+                audience=settings.audiences,
+                issuer=settings.issuer,
                 leeway=self._leeway,
                 options={"require": ["exp", "iss", "aud"], "enforce_minimum_key_length": True},
             )
         except jwt.PyJWTError as exc:
-            raise NotAuthenticated(self._reason(exc)) from exc
+            raise NotAuthenticated(self._reason(exc, settings)) from exc
         return claims
 
-    def _reason(self, exc: jwt.PyJWTError) -> str:
+    def _issuer_of(self, token: str) -> Issuer:
+        """The trusted issuer the token claims to come from (its ``iss``, not yet verified:
+        it only chooses whose keys and rules verify the token; an untrusted one fetches
+        nothing)."""
+        try:
+            unverified = jwt.decode(
+                token,
+                options={
+                    "verify_signature": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise NotAuthenticated(f"the bearer token is not a well-formed JWT: {exc}") from exc
+        iss = unverified.get("iss")
+        if iss is None:
+            raise NotAuthenticated("the bearer token lacks the required claim 'iss'")
+        if not isinstance(iss, str):
+            raise NotAuthenticated("the bearer token has the wrong issuer: its iss is not a string")
+        issuer = self._issuers.get(iss)
+        if issuer is None:
+            raise NotAuthenticated(
+                f"the bearer token has the wrong issuer: issuer {_shown(iss)} is not trusted "
+                f"here; this server accepts {', '.join(self._issuers)}"
+            )
+        return issuer
+
+    def _reason(self, exc: jwt.PyJWTError, settings: IssuerSettings) -> str:
         if isinstance(exc, jwt.MissingRequiredClaimError):
             return f"the bearer token lacks the required claim {exc.claim!r}"
         if isinstance(exc, jwt.InvalidIssuerError):
-            return f"the bearer token has the wrong issuer: this server accepts {self._issuer}"
+            return f"the bearer token has the wrong issuer: this server accepts {settings.issuer}"
         if isinstance(exc, jwt.InvalidAudienceError):
             return "the bearer token has the wrong audience: its aud names none of " + ", ".join(
-                self._audiences
+                settings.audiences
             )
         for cls, reason in _REASONS:
             if isinstance(exc, cls):

@@ -24,34 +24,23 @@ def _local(config: Config, accounts: Accounts) -> Authenticator:
 
 
 def _oidc(config: Config, accounts: Accounts) -> Authenticator:
-    from auth.oidc import (
-        ClaimMapping,
-        IssuerKeys,
-        OidcAuthenticator,
-        group_pattern,
-        http_url,
-        pinned_algorithms,
-    )
+    from auth.oidc import Issuer, IssuerKeys, OidcAuthenticator, issuer_settings
 
-    issuer = http_url(config.oidc_issuer, "oidc_issuer")
-    jwks_url = config.oidc_jwks_url and http_url(config.oidc_jwks_url, "oidc_jwks_url")
-    keys = IssuerKeys(
-        issuer=issuer,
-        jwks_url=jwks_url,
-        cache_seconds=config.oidc_jwks_cache_seconds,
-        refetch_seconds=config.oidc_jwks_refetch_seconds,
-        timeout=config.oidc_http_timeout,
-    )
+    issuers = [
+        Issuer(
+            settings,
+            IssuerKeys(  # one per issuer: a key of one never verifies a token of another
+                issuer=settings.issuer,
+                jwks_url=settings.jwks_url,
+                cache_seconds=config.oidc_jwks_cache_seconds,
+                refetch_seconds=config.oidc_jwks_refetch_seconds,
+                timeout=config.oidc_http_timeout,
+            ),
+        )
+        for settings in issuer_settings(config.as_dict())
+    ]
     return OidcAuthenticator(
-        keys,
-        issuer=issuer,
-        audiences=_names(config.oidc_audience),
-        algorithms=pinned_algorithms(config.oidc_algorithms),
-        claims=ClaimMapping(
-            user_claim=config.oidc_user_claim,
-            groups_claim=config.oidc_groups_claim,
-            pattern=group_pattern(config.oidc_group_pattern),
-        ),
+        issuers,
         realm=config.auth_realm,
         leeway=config.oidc_leeway,
         cache_seconds=config.oidc_token_cache_seconds,
@@ -68,10 +57,6 @@ def _token(config: Config, accounts: Accounts) -> Authenticator:
         ttl=config.auth_token_ttl,
         cache_seconds=config.auth_token_cache_seconds,
     )
-
-
-def _names(value: str) -> list[str]:
-    return [n.strip() for n in value.split(",") if n.strip()]
 
 
 def _ldap(config: Config, accounts: Accounts) -> Authenticator:

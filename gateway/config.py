@@ -44,6 +44,10 @@ class Config:
                 "cdmi_orphan_grace_seconds must be at least 60: a younger "
                 "blob may be a new object's value whose write transaction is still running"
             )
+        if merged["oidc_issuers"]:  # every trusted issuer valid, no two giving one user name
+            from auth.oidc import issuer_settings
+
+            issuer_settings(merged)
         self._values = merged
 
     def __getattr__(self, name: str) -> Any:
@@ -99,9 +103,9 @@ def _coerce(name: str, value: Any) -> Any:
                 raise ValueError(value)
             if setting.type is int:
                 return int(value)
-            if setting.type is dict:
+            if setting.type in (dict, list):
                 parsed = json.loads(value)
-                if isinstance(parsed, dict):
+                if isinstance(parsed, setting.type):
                     return parsed
         except ValueError as exc:
             raise ConfigurationError(

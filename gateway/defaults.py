@@ -305,6 +305,18 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Seconds a verified bearer token is remembered per process (never past its exp).",
     ),
+    Setting(
+        "oidc_issuers",
+        [],
+        list,
+        "More trusted issuers, each a table ([[oidc_issuers]]; from the environment a JSON list "
+        "of objects): issuer (required, the exact iss), audience (required), jwks_url (empty: "
+        "discovered), algorithms, user_claim, groups_claim, group_pattern (left out: these "
+        "settings' defaults), user_prefix. Only the first issuer (oidc_issuer, else the first "
+        "entry) keeps bare user names; every other needs a user_prefix (e.g. 'wlcg:' makes "
+        "sub alice the user wlcg:alice), no prefix may begin another, and a bare name that "
+        "begins with one is refused: one sub from two issuers is never one user.",
+    ),
     # --- auth: X.509 and tokens (helper block) ---
     Setting(
         "auth_trusted_proxies",

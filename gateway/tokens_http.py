@@ -51,8 +51,9 @@ keystoneauth's ``v3oidcaccesstoken`` plugin does:
   ``201`` with an *unscoped* token in ``X-Subject-Token`` and Keystone's body of a federated
   token (``methods: [<protocol>]``, the user's ``OS-FEDERATION`` attributes). ``<idp>`` and
   ``<protocol>`` must be listed in ``keystone_federation_idps`` and
-  ``keystone_federation_protocols`` (names for the one configured OIDC issuer); ``404``
-  otherwise, and when ``oidc`` is not among ``auth_methods``.
+  ``keystone_federation_protocols`` (names for every configured OIDC issuer: a token of any
+  of them is accepted at any of these names); ``404`` otherwise, and when ``oidc`` is not
+  among ``auth_methods``.
 * ``GET /auth/v3/auth/projects`` (also ``/auth/v3/OS-FEDERATION/projects``): the request
   principal's projects, the same list as the v2.0 tenants, in v3's shape.
 * ``POST /auth/v3/auth/tokens`` with ``methods: ["token"]`` and a project scope: a token

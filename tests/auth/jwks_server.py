@@ -50,9 +50,13 @@ def _segment(document: dict[str, Any]) -> str:
 
 
 class IdentityProvider:
-    """An issuer at ``http://127.0.0.1:<port>`` with one RSA key ``rsa-0`` published."""
+    """An issuer at ``http://127.0.0.1:<port>`` with one RSA key ``rsa-0`` published.
 
-    def __init__(self) -> None:
+    Providers of different ``key_set`` hold different key pairs under the same key ids
+    (``rsa-0`` of one is not ``rsa-0`` of another); those of one set share them."""
+
+    def __init__(self, *, key_set: int = 0) -> None:
+        self._key_base = 1000 * key_set
         self.private: dict[str, PrivateKey] = {}
         self.published: list[str] = []
         self.served: Counter[str] = Counter()
@@ -130,6 +134,7 @@ class IdentityProvider:
         number = self._key_numbers[kind]
         self._key_numbers[kind] += 1
         kid = f"{kind.lower()}-{number}"
+        number += self._key_base
         self.private[kid] = rsa_key(number) if kind == "RSA" else ec_key(number)
         if publish:
             self.published.append(kid)
