@@ -35,8 +35,9 @@ TEXT_VALUE = "Hello CDMI conformance: 0123456789"
 BINARY_VALUE = bytes(range(256)) + b"\x00\xff\xfe"
 
 
-# Clauses: CDMI 1.1.1 (ISO/IEC 17826:2016) by clause number and name; "notes" points to
-# docs/cdmi-notes.md where the standard is silent or contradicts itself.
+# Clauses: CDMI 1.1.1 (ISO/IEC 17826:2016) by clause number and name, numbered by the clause
+# order of SNIA's 1.1 source (README.md says how); "notes" points to docs/cdmi-notes.md where the
+# standard is silent or contradicts itself.
 
 
 def cdmi(section: str, name: str = "") -> str:

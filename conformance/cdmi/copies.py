@@ -213,8 +213,9 @@ def _snapshots(doc: dict[str, Any]) -> list[str]:
     return [str(x) for x in listed] if isinstance(listed, list) else []
 
 
-@SUITE.check("CDMI-SNAP-001", clause=cdmi("9", "update a container (CDMI), snapshot") + ", "
-             + cdmi("12.1.5", "cdmi_snapshot"), level=Level.MUST, group="snapshots",
+@SUITE.check("CDMI-SNAP-001", clause=cdmi("9.4", "update a container (CDMI), snapshot") + ", "
+             + cdmi("14", "CDMI snapshots") + ", " + cdmi("12.1.5", "cdmi_snapshot"),
+             level=Level.MUST, group="snapshots",
              writes=True,
              title="cdmi_snapshot claimed: an update with snapshot makes a point-in-time copy: "
                    "the snapshot keeps a child's value from before a later change")

@@ -108,7 +108,7 @@ def user_metadata_after_update(ctx: Context, name: str, metadata: dict[str, str]
     return user, response
 
 
-@SUITE.check("CDMI-MD-002", clause=cdmi("8", "update a data object (CDMI), metadata"),
+@SUITE.check("CDMI-MD-002", clause=cdmi("8.4", "update a data object (CDMI), metadata"),
              level=Level.MUST, group="metadata", writes=True,
              title="an update with metadata replaces the user metadata")
 def metadata_replace(ctx: Context) -> None:
@@ -117,7 +117,7 @@ def metadata_replace(ctx: Context) -> None:
     ctx.expect(user == {"new": "2"}, "user metadata {'new': '2'} only", response)
 
 
-@SUITE.check("CDMI-MD-003", clause=cdmi("8", "update a data object (CDMI), metadata:"),
+@SUITE.check("CDMI-MD-003", clause=cdmi("8.4", "update a data object (CDMI), metadata:"),
              level=Level.SHOULD, group="metadata", writes=True,
              title="?metadata:<name> updates set that item and leave the others")
 def metadata_merge(ctx: Context) -> None:

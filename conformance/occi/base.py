@@ -26,14 +26,14 @@ OS_TPL = INFRA + "os_tpl"
 COMPUTE_ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 
 
-# Clauses. HTTP Protocol: numbered as in the published GFD-R-P.223 (occi-wg http_protocol.tex,
-# the version headed GFD-R-P.223). Text and JSON Rendering and Infrastructure: numbered as in
-# occi-wg's last sources of them (drafts; the published texts were not at hand), with the
-# section's name. Core: by name only (occi-wg holds no 1.2 source of it).
+# Clauses, numbered as in occiware/occi-wg at commit b5790d25ce7e9c4ed7035d2c142d003c54a738e5,
+# where each OCCI 1.2 source carries its published document number: core.tex (GFD-R-P.221),
+# http_protocol.tex (GFD-R-P.223), infrastructure.tex (GFD-R-P.224), text_rendering.tex
+# (GFD-R-P.229) and json_rendering.tex (headed GFD-R-P.225, published as GFD.226). See README.md.
 
 
-def core(section: str) -> str:
-    return f"OCCI 1.2 Core (GFD.221), {section}"
+def core(section: str, name: str) -> str:
+    return f"OCCI 1.2 Core (GFD.221) §{section}, {name}"
 
 
 def http(section: str) -> str:
@@ -45,13 +45,11 @@ def text(section: str, name: str) -> str:
 
 
 def json_clause(section: str, name: str) -> str:
-    return f"OCCI 1.2 JSON Rendering §{section}, {name}"
+    return f"OCCI 1.2 JSON Rendering (GFD.226) §{section}, {name}"
 
 
 def infra(section: str, name: str) -> str:
-    """``section`` "" when the number could not be confirmed (the name alone is cited)."""
-    where = f" §{section}," if section else ","
-    return f"OCCI 1.2 Infrastructure (GFD.224){where} {name}"
+    return f"OCCI 1.2 Infrastructure (GFD.224) §{section}, {name}"
 
 
 # --- the model the server offers ---------------------------------------------------------------

@@ -322,7 +322,9 @@ def error_bad_class(ctx: Context) -> None:
         ("Category", _os_category(ctx))], 'class="myClass"')
 
 
-@SUITE.check("OCCI-CORE-ERR-003", clause=core("kind"), level=Level.MUST, group="errors",
+@SUITE.check("OCCI-CORE-ERR-003",
+             clause=core("5.3.3", "Kind") + ", " + core("5.3.6", "Instantiation"),
+             level=Level.MUST, group="errors",
              writes=True, per_rendering=True,
              title="a create naming an unknown kind is refused with 400")
 def error_unknown_kind(ctx: Context) -> None:
@@ -330,7 +332,8 @@ def error_unknown_kind(ctx: Context) -> None:
                     {"occi.core.title": ctx.name("unknown-kind")}, "an unknown kind")
 
 
-@SUITE.check("OCCI-CORE-ERR-004", clause=core("attribute"), level=Level.MUST, group="errors",
+@SUITE.check("OCCI-CORE-ERR-004", clause=core("5.3.2", "Attribute (required)"), level=Level.MUST,
+             group="errors",
              writes=True, per_rendering=True,
              title="a create without a required attribute (storage size) is refused with 400")
 def error_missing_required(ctx: Context) -> None:

@@ -145,7 +145,9 @@ def _refused_mixin(ctx: Context, type_id: str, location: str | None) -> requests
     return response
 
 
-@SUITE.check("OCCI-HTTP-QI-006", clause=http("9.3") + ", " + core("mixin"), level=Level.SHOULD,
+@SUITE.check("OCCI-HTTP-QI-006",
+             clause=http("9.3") + ", " + core("5.3.1", "Category (reserved OGF schemes)"),
+             level=Level.SHOULD,
              group="query-interface", writes=True, per_rendering=True,
              title="a user mixin in a reserved OGF scheme is refused with 400")
 def qi_reserved_scheme(ctx: Context) -> None:

@@ -31,7 +31,8 @@ from conformance.occi.base import (
 from conformance.occi.lifecycle import invoke
 from conformance.occi.wire import Category
 
-# The published schemes first, then those of occi-wg's infrastructure draft.
+# The published schemes first (GFD.224 §3.5.2's Credentials and Contextualization Mixin
+# paragraphs), then those of occi-wg's earlier infrastructure draft.
 SSH_KEY_SCHEMES = ("http://schemas.ogf.org/occi/infrastructure/credentials#",
                    "http://schemas.ogf.org/occi/credentials#")
 USER_DATA_SCHEMES = ("http://schemas.ogf.org/occi/infrastructure/compute#",
@@ -168,7 +169,8 @@ def _renders_context(ctx: Context, what: str, schemes: tuple[str, ...]) -> None:
     ctx.expect(got == value, f"{attribute} {value!r} rendered back, rendered {got!r}")
 
 
-@SUITE.check("OCCI-INFRA-CTX-001", clause=infra("", "Credentials Mixin (ssh_key)"),
+@SUITE.check("OCCI-INFRA-CTX-001",
+             clause=infra("3.5.2", "Resource Template: Credentials Mixin (ssh_key)"),
              level=Level.MUST, group="contextualization", writes=True, per_rendering=True,
              title="a compute created with ssh_key (when offered) renders the mixin and "
                    "occi.credentials.ssh.publickey")
@@ -176,7 +178,8 @@ def ssh_key(ctx: Context) -> None:
     _renders_context(ctx, "ssh_key", SSH_KEY_SCHEMES)
 
 
-@SUITE.check("OCCI-INFRA-CTX-002", clause=infra("", "Contextualization Mixin (user_data)"),
+@SUITE.check("OCCI-INFRA-CTX-002",
+             clause=infra("3.5.2", "Resource Template: Contextualization Mixin (user_data)"),
              level=Level.MUST, group="contextualization", writes=True, per_rendering=True,
              title="a compute created with user_data (when offered) renders the mixin and "
                    "occi.compute.userdata")
