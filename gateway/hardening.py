@@ -29,7 +29,7 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -38,7 +38,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from auth.addresses import Network, listed, networks
 from gateway import json_limits
 from gateway.config import Config
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,31 @@ def whole_body(*, cache: bool = True) -> bytes:
     streamed = request.content_length is None
     if streamed and limit is not None and len(data) >= limit and request.input_stream.read(1):
         raise RequestEntityTooLarge()
+    check_body_complete(len(data))
     return data
+
+
+def body_chunks(size: int) -> Iterator[bytes]:
+    """The request body in pieces of at most ``size`` bytes, streamed; raises
+    :func:`check_body_complete`'s 400 at the end of a body shorter than announced."""
+    stream = request.stream
+    received = 0
+    while chunk := stream.read(size):
+        received += len(chunk)
+        yield chunk
+    check_body_complete(received)
+
+
+def check_body_complete(received: int) -> None:
+    """400 when the body ended before its ``Content-Length``: the client hung up (or
+    announced more than it sent). The server sees only the end of the stream, as it would
+    at a real end, so without this a cut upload would be stored as if whole."""
+    declared = request.content_length
+    if declared is not None and received < declared:
+        raise InvalidRequest(
+            f"the request body ended after {received} of the {declared} bytes its "
+            "Content-Length announced; nothing was stored"
+        )
 
 
 # --- incidents ------------------------------------------------------------------------------
