@@ -1427,7 +1427,9 @@ class CdmiService:
                     path, parent = self._destination(
                         session, principal, target, source, "copied", replacing=False
                     )
-                copied = self._copy_tree(session, principal, source, parent, path, staged)
+                copied = self._copy_tree(
+                    session, principal, source, parent, path, staged, seen_only=True
+                )
                 if metadata_in is not None:
                     copied.metadata_ = metadata_in
                 session.flush()
@@ -1480,8 +1482,11 @@ class CdmiService:
         staged: list[tuple[str, StagedBlob]],
         *,
         skip_snapshots: bool = True,
+        seen_only: bool = False,
     ) -> CdmiObjectRow:
-        """A new object (and for containers, a new subtree) with new IDs; values staged."""
+        """A new object (and for containers, a new subtree) with new IDs; values staged.
+        ``seen_only``: descendants the principal does not see (and theirs) are left out, as
+        absent for them as for a read (a copy; a snapshot copies everything)."""
         copied = self._copy_one(session, principal, source, parent, path, staged)
         if source.kind == CONTAINER and source.path is not None and path is not None:
             descendants = session.scalars(
@@ -1495,7 +1500,7 @@ class CdmiService:
                 if skip_snapshots and (relative.startswith(f"{SNAPSHOTS_DIR}/")):
                     continue
                 mother = made.get(str(item.parent_id))
-                if mother is None:
+                if mother is None or (seen_only and not self._sees(state_of(item), principal)):
                     continue
                 made[item.id] = self._copy_one(
                     session, principal, item, mother, path + relative, staged

@@ -674,6 +674,17 @@ def test_a_cdmi_child_made_with_a_scoped_token_is_in_the_scope_group(world: Worl
     assert "doc" not in json.loads(scoped_cdmi(world, "GET", f"{inside}/").get_data())["children"]
     assert scoped_cdmi(world, "DELETE", f"{inside}/doc").status_code == 404
     assert alice_reads(world, f"{inside}/doc").status_code == 200
+    # nor does a copy of the container take it along (nor, for anyone, a child they do not see)
+    copied = scoped_cdmi(world, "PUT", "copied/", {"copy": f"/cdmi/{inside}/"}, CONTAINER)
+    assert copied.status_code == 201, copied.get_data(as_text=True)
+    assert "doc" not in json.loads(copied.get_data())["children"]
+    assert {"child", "plain", "sub/"} <= set(json.loads(copied.get_data())["children"])
+    private = cdmi_as(world, "alice", "PUT", f"{inside}/private", {"metadata": {GROUP: ""}}, OBJECT)
+    assert private.status_code == 201
+    by_bob = cdmi_as(world, "bob", "PUT", "bobs/", {"copy": f"/cdmi/{inside}/"}, CONTAINER)
+    assert by_bob.status_code == 201, by_bob.get_data(as_text=True)
+    bobs = set(json.loads(by_bob.get_data())["children"])
+    assert "private" not in bobs and {"doc", "child"} <= bobs  # he is in B too
 
 
 def test_cdmi_objects_by_id_only_of_another_group_are_absent(world: World) -> None:
