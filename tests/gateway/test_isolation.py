@@ -1,4 +1,4 @@
-"""The isolation matrix: every OCCI and CDMI route and verb, asked by four principals of
+"""The isolation matrix: every OCCI and CDMI route and verb, asked by six principals of
 things alice owns, under the group policies ``read`` and ``full``.
 
 - alice owns the things; most are in her group ``physics`` (the default group of a user in
@@ -9,7 +9,14 @@ things alice owns, under the group policies ``read`` and ``full``.
 - bob is in no group: for him everything of alice's is absent. His answer is compared with
   the answer to the same request naming an id (or name) that exists nowhere: the same status
   and, once the two ids are blanked, the same body (nothing tells the two apart);
-- root is an admin: everything, like the owner.
+- root is an admin: everything, like the owner;
+- two Keystone v3 tokens scoped to a project act only inside its group
+  (gateway.services.tenancy.in_scope): alice's, scoped to ``physics``, has her rights on what
+  is in physics (but moving it out of the group, 403) and finds her private things absent;
+  carol's, scoped to ``chemistry`` (her other group), finds everything of alice's absent, as
+  bob does, though carol herself is in physics. What these tokens make of their own (a
+  compute to link from, a container to copy into) they make with the token, in its group.
+  Every principal for whom a thing is absent gets the answer of an unknown id (twin).
 
 Each case is one row of :data:`CASES`; a case makes fresh things for each principal (so that
 a delete by one does not decide another's answer). One gateway per policy serves every case
@@ -39,6 +46,8 @@ from gateway.runtime import WorkerContext, install
 from gateway.services.catalog import bump_catalog
 from gateway.services.mixins import register_image
 from gateway.store.models import EntityRow, Image, User
+from tests.auth.keystone import stored
+from tests.auth.test_keystone_scope import v3_token
 from tests.gateway.cdmi_client import CONTAINER, OBJECT, VERSION
 from tests.gateway.conftest import (
     IMAGE,
@@ -57,8 +66,12 @@ from tests.services import RedisServer
 pytestmark = pytest.mark.redis
 
 ALICE, CAROL, BOB, ROOT = "alice", "carol", "bob", "root"
-ACTORS = (BOB, CAROL, ALICE, ROOT)  # the refused first: their requests must change nothing
-GROUP = "physics"
+ALICE_SCOPED, CAROL_SCOPED = "alice@physics", "carol@chemistry"  # tokens scoped to a project
+# the refused first: their requests must change nothing
+ACTORS = (BOB, CAROL_SCOPED, CAROL, ALICE_SCOPED, ALICE, ROOT)
+OUTSIDERS = (BOB, CAROL_SCOPED)  # nothing of alice's exists for them
+GROUP, OTHER = "physics", "chemistry"
+SCOPES = {ALICE_SCOPED: (ALICE, GROUP), CAROL_SCOPED: (CAROL, OTHER)}
 TAGS = "http://example.org/tags#"
 HOST = "memory://isolation?cores=4096&memory_mib=8388608"
 TEXT = {"Content-Type": "text/plain", "Accept": "text/plain"}
@@ -73,6 +86,21 @@ class World:
     node: Node
     policy: str
     serial: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)  # of the actors in SCOPES
+
+    def request(
+        self,
+        actor: str,
+        method: str,
+        path: str,
+        data: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TestResponse:
+        """A request of ``actor``: Basic credentials, or the actor's scoped token."""
+        if actor in self.tokens:
+            headers = {"X-Auth-Token": self.tokens[actor], **(headers or {})}
+            return self.node.request(method, path, user=None, data=data, headers=headers)
+        return self.node.request(method, path, user=actor, data=data, headers=headers)
 
     def name(self, prefix: str) -> str:
         self.serial += 1
@@ -80,9 +108,7 @@ class World:
 
     def send(self, actor: str, req: Req) -> TestResponse:
         def call() -> TestResponse:
-            return self.node.request(
-                req.method, req.path, user=actor, data=req.body, headers=req.headers
-            )
+            return self.request(actor, req.method, req.path, req.body, req.headers)
 
         return self.node.while_working(call) if req.work else call()
 
@@ -133,12 +159,12 @@ class World:
         term = self.name("tag")
         location = f"/{term}/"
         body = f'Category: {term}; scheme="{TAGS}"; class="mixin"; location="{location}"\r\n'
-        assert self.node.post_text("/-/", body, user=user).status_code == 200
+        assert self.request(user, "POST", "/-/", body, TEXT).status_code == 200
         if tagged:
-            response = self.node.request(
+            response = self.request(
+                user,
                 "POST",
                 location,
-                user=user,
                 headers={"X-OCCI-Location": ", ".join(tagged), "Content-Type": "text/occi"},
             )
             assert response.status_code == 200, response.get_data(as_text=True)
@@ -174,17 +200,17 @@ class World:
         return self.node.row(location)
 
     def _create(self, collection: str, body: str, user: str) -> str:
-        response = self.node.post_text(collection, body, user=user)
+        response = self.request(user, "POST", collection, body, {"Content-Type": "text/plain"})
         assert response.status_code == 201, response.get_data(as_text=True)
         return path_of(response.headers["Location"])
 
     def _cdmi(self, user: str, method: str, path: str, body: Any, media: str, status: int) -> None:
-        response = self.node.request(
+        response = self.request(
+            user,
             method,
             f"/cdmi/{path}",
-            user=user,
-            data=json.dumps(body),
-            headers={**VERSION, "Content-Type": media, "Accept": media},
+            json.dumps(body),
+            {**VERSION, "Content-Type": media, "Accept": media},
         )
         assert response.status_code == status, response.get_data(as_text=True)
 
@@ -204,6 +230,7 @@ def _build(redis_server: RedisServer, directory: Path, policy: str) -> Iterator[
             "log_level": "WARNING",
             "group_policy": policy,
             "tenancy_default_group": "primary",
+            "auth_methods": "local,token",
         }
     )
     app = create_app(config)
@@ -212,7 +239,8 @@ def _build(redis_server: RedisServer, directory: Path, policy: str) -> Iterator[
         for name, is_admin in {**USERS, CAROL: False}.items():
             session.add(User(name=name, password_hash=_password_hash(), is_admin=is_admin))
         session.flush()
-        session.execute(update(User).where(User.name.in_([ALICE, CAROL])).values(groups=[GROUP]))
+        session.execute(update(User).where(User.name == ALICE).values(groups=[GROUP]))
+        session.execute(update(User).where(User.name == CAROL).values(groups=[GROUP, OTHER]))
     image = directory / f"{IMAGE}.qcow2"
     image.write_bytes(b"QFI\xfb" + bytes(4092))
     register_image(nimbo.store, IMAGE, str(image), title="Debian 12")
@@ -221,8 +249,9 @@ def _build(redis_server: RedisServer, directory: Path, policy: str) -> Iterator[
     node = Node(app, config, nimbo, nimbo.queue.connection, context, directory)
     reset_memory_hosts()
     node.register_host("host-a", HOST)
+    tokens = {actor: v3_token(node, user, project) for actor, (user, project) in SCOPES.items()}
     try:
-        yield World(node, policy)
+        yield World(node, policy, tokens=tokens)
     finally:
         install(None)
         context.close()
@@ -291,12 +320,14 @@ class Case:
 
 
 def sees(case: Case, actor: str) -> bool:
-    return actor in (ALICE, ROOT) or (actor == CAROL and case.shared)
+    return actor in (ALICE, ROOT) or (actor in (CAROL, ALICE_SCOPED) and case.shared)
 
 
 def may_change(case: Case, actor: str, policy: str) -> bool:
     if actor in (ALICE, ROOT):
         return True
+    if actor == ALICE_SCOPED:  # the owner-only case takes the thing out of the token's group
+        return case.shared and not case.owner_only
     return actor == CAROL and case.shared and policy == "full" and not case.owner_only
 
 
@@ -304,7 +335,7 @@ def expected_status(case: Case, actor: str, policy: str) -> int:
     if case.check == UNIFORM:
         return case.ok
     if case.check in (LISTED, AFFECTED):
-        return case.hidden if case.route == SHARED and actor == BOB else case.ok
+        return case.hidden if case.route == SHARED and actor in OUTSIDERS else case.ok
     if not sees(case, actor):
         return case.hidden
     if case.write or case.owner_only:
@@ -384,7 +415,9 @@ def entity_action(kind: str, term: str) -> Case:
 
 def console(world: World, actor: str) -> Req:
     location = world.compute()
-    return get(f"{location}/console", entity_id(location), work=actor in (ALICE, CAROL, ROOT))
+    return get(
+        f"{location}/console", entity_id(location), work=actor in (ALICE, CAROL, ALICE_SCOPED, ROOT)
+    )
 
 
 def regroup(world: World, actor: str) -> Req:
@@ -855,13 +888,13 @@ def _judge(world: World, case: Case, actor: str, req: Req, response: TestRespons
         changed, allowed = case.affected(world, req), may_change(case, actor, world.policy)
         if changed != allowed:
             return f"{actor}: changed={changed}, may change={allowed}"
-    if actor == BOB and case.twin and req.secret and case.check == STATUS:
+    if not sees(case, actor) and case.twin and req.secret and case.check == STATUS:
         twin, unknown = _twin(world, req)
-        answer = world.send(BOB, twin)
+        answer = world.send(actor, twin)
         mine = (response.status_code, _text(response, req.secret))
         theirs = (answer.status_code, _text(answer, unknown))
         if mine != theirs:
-            return f"bob: {mine} differs from the answer for an unknown id {theirs}"
+            return f"{actor}: {mine} differs from the answer for an unknown id {theirs}"
     return ""
 
 
@@ -879,4 +912,7 @@ def test_the_matrix_rests_on_these_memberships(world: World) -> None:
     assert isinstance(world.node.driver("host-a"), MemoryDriver)
     with world.node.store.session() as session:
         groups = {u.name: sorted(u.groups or []) for u in session.query(User)}
-    assert groups[ALICE] == groups[CAROL] == [GROUP] and groups[BOB] == []
+    assert groups[ALICE] == [GROUP] and groups[CAROL] == [OTHER, GROUP] and groups[BOB] == []
+    for actor, (user, project) in SCOPES.items():
+        assert stored(world.node, world.tokens[actor])["tenant"] == project, actor
+        assert stored(world.node, world.tokens[actor])["name"] == user, actor
