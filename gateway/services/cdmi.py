@@ -1483,10 +1483,13 @@ class CdmiService:
         *,
         skip_snapshots: bool = True,
         seen_only: bool = False,
+        as_they_are: bool = False,
     ) -> CdmiObjectRow:
         """A new object (and for containers, a new subtree) with new IDs; values staged.
         ``seen_only``: descendants the principal does not see (and theirs) are left out, as
-        absent for them as for a read (a copy; a snapshot copies everything)."""
+        absent for them as for a read (a copy). ``as_they_are``: every copy keeps its
+        original's owner, group and ACL, so that it is exactly as visible as the original (a
+        snapshot: it copies everything, and must give no one more than the tree gave)."""
         copied = self._copy_one(session, principal, source, parent, path, staged)
         if source.kind == CONTAINER and source.path is not None and path is not None:
             descendants = session.scalars(
@@ -1505,6 +1508,9 @@ class CdmiService:
                 made[item.id] = self._copy_one(
                     session, principal, item, mother, path + relative, staged
                 )
+                if as_they_are:
+                    made[item.id].owner, made[item.id].group = item.owner, item.group
+                    made[item.id].acl = list(item.acl or [])
         return copied
 
     def _copy_one(
@@ -1624,8 +1630,10 @@ class CdmiService:
             session.flush()
         staged: list[tuple[str, StagedBlob]] = []
         try:
-            snap = self._copy_tree(session, principal, row, holder, snap_path, staged)
-            snap.owner, snap.group = row.owner, row.group
+            snap = self._copy_tree(
+                session, principal, row, holder, snap_path, staged, as_they_are=True
+            )
+            snap.owner, snap.group, snap.acl = row.owner, row.group, list(row.acl or [])
             session.flush()
             self._check_copies(session, principal, staged)
             for blob_id, blob in staged:

@@ -703,3 +703,36 @@ def test_cdmi_objects_by_id_only_of_another_group_are_absent(world: World) -> No
     by_id = scoped_cdmi(world, "POST", "cdmi_objectid/", {"value": "v"})
     assert by_id.status_code == 201
     assert group_of(world, json.loads(by_id.get_data())["objectID"]) == A
+
+
+def test_a_snapshot_gives_no_one_more_than_the_tree(world: World) -> None:
+    """Every copy in a snapshot keeps its original's owner, group and ACL: whoever takes the
+    snapshot, a child private to its owner stays private in it (a group member who takes a
+    snapshot of a shared container does not become the owner of copies of her private
+    things), and what the group shares stays shared."""
+    inside = boxes(world)["minea"].name  # alice's container in A, bob a member of A
+    private = cdmi_as(world, "alice", "PUT", f"{inside}/private",
+                      {"value": "hers", "metadata": {GROUP: ""}}, OBJECT)  # fmt: skip
+    assert private.status_code == 201, private.get_data(as_text=True)
+    takers = ["alice"] + (["bob"] if world.policy == "full" else [])  # a write of the container
+    for taker in takers:
+        taken = cdmi_as(world, taker, "PUT", f"{inside}/", {"snapshot": taker}, CONTAINER)
+        assert taken.status_code == 204, taken.get_data(as_text=True)
+        snapshot = f"{inside}/cdmi_snapshots/{taker}"
+        assert cdmi_as(world, "bob", "GET", f"{snapshot}/private", None, OBJECT).status_code == 404
+        listed = cdmi_as(world, "bob", "GET", f"{snapshot}/", None, CONTAINER)
+        assert listed.status_code == 200, listed.get_data(as_text=True)
+        assert json.loads(listed.get_data())["children"] == ["doc"]
+        assert cdmi_as(world, "bob", "GET", f"{snapshot}/doc", None, OBJECT).status_code == 200
+        assert alice_reads(world, f"{snapshot}/private").status_code == 200
+        with world.node.store.session() as session:
+            copies = {
+                row.name: (row.owner, row.group)
+                for row in session.scalars(
+                    select(CdmiObjectRow).where(
+                        CdmiObjectRow.path.startswith(f"{snapshot}/"),
+                        CdmiObjectRow.path != f"{snapshot}/",
+                    )
+                )
+            }
+        assert copies == {"private": ("alice", None), "doc": ("alice", A)}, taker
