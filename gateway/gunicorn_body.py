@@ -2,8 +2,9 @@
 
 gunicorn hands the app a ``wsgi.input`` that buffers everything it reads in ``BytesIO``
 objects: each received piece is copied five or six times (into the unreader's buffer, out of
-it, sliced, into the body's buffer, out of it, sliced) before the app sees it. For a 256 MiB
-CDMI value that is most of the server's CPU time and half its speed on loopback.
+it, sliced, into the body's buffer, out of it, sliced) before the app sees it. On this
+project's 2-core test machine a loop reading a 256 MiB body over loopback and writing it to a
+file ran at 600-850 MiB/s through it and at 1,200 MiB/s reading the socket directly.
 
 :class:`SocketBody` replaces that ``wsgi.input`` for a body of known length (``Content-Length``;
 a chunked body keeps gunicorn's reader). It gives the app what gunicorn had already read past
