@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 
-from auth.credentials import Credentials
 from auth.oidc import OidcAuthenticator, issuer_settings
 from gateway.authentication import FACTORIES
 from gateway.config import Config, load_config
-from gateway.errors import ConfigurationError, NotAuthenticated
+from gateway.errors import ConfigurationError
 from gateway.store.models import User
 from tests.auth.jwks_server import AUDIENCE, IdentityProvider, tampered
-from tests.auth.test_oidc import EGI_GROUP, ENTITLEMENTS, NEGATIVE
+from tests.auth.test_oidc import EGI_GROUP, ENTITLEMENTS, NEGATIVE, bearer, refusal
 from tests.gateway.conftest import INFRA, Node, NodeFactory, category, text_plain
 
 IAM_GROUP = r"/([^/]+)(?:/.*)?"  # /vo.example.org/production -> vo.example.org
@@ -89,16 +88,6 @@ def authenticator(tmp_path: Path, settings: dict[str, Any]) -> OidcAuthenticator
     made = FACTORIES["oidc"](config, None)  # type: ignore[arg-type]  # oidc needs no accounts
     assert isinstance(made, OidcAuthenticator)
     return made
-
-
-def bearer(token: str) -> Credentials:
-    return Credentials(remote_addr="127.0.0.1", bearer=token)
-
-
-def refusal(oidc: OidcAuthenticator, token: str) -> str:
-    with pytest.raises(NotAuthenticated) as refused:
-        oidc.authenticate(bearer(token))
-    return refused.value.message
 
 
 def checkin_token(provider: IdentityProvider, **changes: Any) -> str:
