@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Protocol, Self, runtime_checkable
+from typing import NamedTuple, Self
 
 from gateway.errors import InvalidRequest
 
@@ -68,23 +68,6 @@ class PublishedBlob(NamedTuple):
     published_at: float
     """When the value was published (POSIX seconds); a later publish under the same id moves
     it on."""
-
-
-@runtime_checkable
-class FileSpan(Protocol):
-    """A value's chunks (:meth:`BlobStore.read`) that are also an open file: ``fileno`` is
-    positioned at the first byte of the span, ``read`` gives the span's bytes and then
-    ``b""``, ``close`` releases it. What a WSGI server's ``wsgi.file_wrapper`` takes."""
-
-    def __iter__(self) -> Iterator[bytes]: ...
-
-    def __next__(self) -> bytes: ...
-
-    def fileno(self) -> int: ...
-
-    def read(self, size: int = -1) -> bytes: ...
-
-    def close(self) -> None: ...
 
 
 class StagedBlob(ABC):
@@ -163,10 +146,6 @@ class BlobStore(ABC):
         by the first ``next()``: the iterator yields the version current at the call even if
         another is published meanwhile, and :class:`BackendNotFound` is raised here. Exhaust
         the iterator or call its ``close()`` to release the value early.
-
-        A store keeping values in files may return a :class:`FileSpan`: the same chunks, and
-        the open file positioned at ``start``, which a WSGI server may send with
-        ``sendfile`` (its ``wsgi.file_wrapper``) instead of iterating.
         """
 
     @abstractmethod

@@ -277,10 +277,7 @@ class _StagedFile(StagedBlob):
 
 
 class _FileReader(Iterator[bytes]):
-    """Chunks of an open value, and a :class:`~backends.blob.FileSpan` of it: the descriptor
-    is positioned at ``start`` (the chunks are read with ``pread`` and do not move it), so a
-    server may ``sendfile`` the span. Closes the descriptor when exhausted, closed or
-    collected."""
+    """Chunks of an open value; closes the descriptor when exhausted, closed or collected."""
 
     def __init__(self, fd: int, name: str, *, start: int, end: int) -> None:
         self._fd = fd
@@ -289,47 +286,22 @@ class _FileReader(Iterator[bytes]):
         self._end = end
         if start >= end:
             self.close()
-            return
-        try:
-            with _translated(f"read blob {name}"):
-                os.lseek(fd, start, os.SEEK_SET)
-        except BaseException:
-            self.close()
-            raise
 
     def __next__(self) -> bytes:
-        data = self.read(CHUNK_SIZE)
-        if not data:
-            raise StopIteration
-        return data
-
-    def read(self, size: int = -1) -> bytes:
-        """The next ``size`` bytes of the span (all that is left when negative); ``b""`` at
-        its end, when the descriptor is closed then."""
-        left = self._end - self._pos
-        if self._fd < 0 or left <= 0:
+        if self._fd < 0 or self._pos >= self._end:
             self.close()
-            return b""
-        if size < 0 or size > left:
-            size = left
-        if size == 0:
-            return b""
+            raise StopIteration
         try:
             with _translated(f"read blob {self._name}"):
-                data = os.pread(self._fd, size, self._pos)
+                data = os.pread(self._fd, min(CHUNK_SIZE, self._end - self._pos), self._pos)
         except BaseException:
             self.close()
             raise
         if not data:
             self.close()
-            return b""
+            raise StopIteration
         self._pos += len(data)
         return data
-
-    def fileno(self) -> int:
-        if self._fd < 0:
-            raise ValueError(f"blob {self._name} is closed")
-        return self._fd
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1

@@ -39,7 +39,6 @@ from gunicorn.http import errors
 from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT, ThreadWorker
 
 from gateway.config import load_config
-from gateway.gunicorn_body import WsgiApp, socket_bodies
 from gateway.hardening import hsts_value, incident, server_error_headers
 
 _SHOWN = 80  # characters of a client's bad input quoted back to it
@@ -291,11 +290,8 @@ def read_head(sock: socket.socket, deadline: float) -> bytes:
 
 
 class GatewayWorker(ThreadWorker):
-    """gunicorn's ``gthread`` worker whose own error answers are the gateway's, which
-    answers plain HTTP on an HTTPS listener, and whose app reads request bodies of known
-    length straight off the socket (:mod:`gateway.gunicorn_body`)."""
-
-    wsgi: WsgiApp  # set by gunicorn's load_wsgi
+    """gunicorn's ``gthread`` worker whose own error answers are the gateway's, and which
+    answers plain HTTP on an HTTPS listener."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -303,17 +299,6 @@ class GatewayWorker(ThreadWorker):
         self.hsts = hsts_value(config.hsts_seconds)
         self.plain_http_wait = max(config.tls_plain_http_wait_ms, 0) / 1000
         self.public_url = config.public_url
-
-    def load_wsgi(self) -> None:
-        """The app, reading bodies through :func:`socket_bodies`: for a Flask app as Flask's
-        middleware pattern goes (``app.wsgi_app`` wrapped), so that ``self.wsgi`` stays the
-        app the server hooks of :mod:`gateway.gunicorn_conf` find the gateway in."""
-        super().load_wsgi()
-        inner = getattr(self.wsgi, "wsgi_app", None)
-        if callable(inner):
-            self.wsgi.wsgi_app = socket_bodies(inner)  # type: ignore[attr-defined]
-        else:
-            self.wsgi = socket_bodies(self.wsgi)
 
     def handle(self, conn: Any) -> Any:
         """gunicorn's ``handle`` of a connection, after :meth:`_clear_text` looked at a new

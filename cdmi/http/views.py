@@ -22,7 +22,6 @@ from flask import Blueprint, Response, current_app, g, request, stream_with_cont
 from werkzeug.exceptions import HTTPException
 
 from auth.flask import challenge, current_principal
-from backends.blob import FileSpan
 from cdmi.http.errors import error_body
 from cdmi.paths import BY_ID, CAPABILITIES, DOMAINS, ID_ROOT, PATH, Target, target
 from cdmi.request import (
@@ -445,9 +444,6 @@ def _plain_value(size: int, mimetype: str, encoding: str, reader: Any) -> Respon
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     headers["Content-Length"] = str(end - start)
     body = reader(start, end) if request.method != "HEAD" else iter(())
-    file_wrapper = request.environ.get("wsgi.file_wrapper")
-    if file_wrapper is not None and isinstance(body, FileSpan):
-        body = file_wrapper(body, CHUNK)  # the server may sendfile it (gunicorn does, not on TLS)
     return Response(
         body, status, headers=headers, content_type=content_type, direct_passthrough=True
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.blob import CHUNK_SIZE, BlobStore, FileSpan, normalise_blob_id
+from backends.blob import CHUNK_SIZE, BlobStore, normalise_blob_id
 from backends.blobfs import STAGING_DIR, FilesystemBlobStore, backend_error
 from gateway.errors import BackendError, BackendNotFound, InvalidRequest
 
@@ -113,28 +113,6 @@ def test_read_chunks_are_at_most_one_mib(store: BlobStore) -> None:
     sizes = [len(chunk) for chunk in store.read(BLOB, 1)]
     assert max(sizes) <= CHUNK_SIZE
     assert sum(sizes) == 3 * MIB + 4
-
-
-def test_a_file_reader_is_a_file_span_positioned_at_its_start(
-    fs_store: FilesystemBlobStore,
-) -> None:
-    """What a WSGI server's sendfile takes: the descriptor at the span's first byte (the
-    chunks do not move it), ``read`` bounded by the span, then closed."""
-    put(fs_store, BLOB, b"0123456789")
-    span = fs_store.read(BLOB, 3, 8)
-    assert isinstance(span, FileSpan)
-    assert os.lseek(span.fileno(), 0, os.SEEK_CUR) == 3
-    assert span.read(0) == b""
-    assert span.read(2) == b"34"
-    assert os.lseek(span.fileno(), 0, os.SEEK_CUR) == 3  # pread: the position stays
-    assert span.read(100) == b"567"
-    assert span.read(1) == b""
-    with pytest.raises(ValueError, match="closed"):
-        span.fileno()
-    rest = fs_store.read(BLOB, 8)
-    assert isinstance(rest, FileSpan)
-    assert next(rest) == b"89"
-    assert rest.read() == b""
 
 
 @pytest.mark.parametrize(("start", "end"), [(-1, None), (0, -1)])

@@ -1,16 +1,12 @@
-"""Request bodies read straight off the socket (gateway.gunicorn_body) and values sent with
-``sendfile`` (backends.blobfs's FileSpan through ``wsgi.file_wrapper``).
-
-First gunicorn's own body classes over a socket pair: what the fast reader takes and leaves.
-Then a real gunicorn with the settings of ``nimbo serve``, over HTTP and over HTTPS (where
-gunicorn cannot ``sendfile`` and iterates the file instead): big values PUT and read back on
-kept-alive connections with a request pipelined behind them, a body the app refuses unread,
-byte ranges, and a client that hangs up in the middle of a body."""
+"""Request bodies and values over a real gunicorn with the settings of ``nimbo serve``, over
+HTTP and over HTTPS: big values PUT and read back on kept-alive connections with a request
+pipelined behind them, a body the app refuses unread, byte ranges, and bodies that end before
+their ``Content-Length`` (gateway.hardening.check_body_complete): the client ends its side, or
+hangs up; nothing is stored either way."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import socket
 import time
@@ -18,11 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from gunicorn.http.body import Body, ChunkedReader, LengthReader
-from gunicorn.http.unreader import SocketUnreader
 
 from backends.blobfs import STAGING_DIR
-from gateway.gunicorn_body import SocketBody, socket_bodies
 from tests.auth import certs
 from tests.gateway.conftest import PASSWORD, basic
 from tests.gateway.served import Answer, Served, gunicorn
@@ -33,124 +26,6 @@ pytestmark = pytest.mark.redis
 VERSION = {"X-CDMI-Specification-Version": "1.1.1"}
 CONTAINER = "application/cdmi-container"
 MIB = 1 << 20
-
-
-# --- the reader over a socket pair ----------------------------------------------------------
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server, client = socket.socketpair()
-    server.settimeout(5)
-    with server, client:
-        yield server, client
-
-
-def gunicorn_body(sock: socket.socket, length: int, read_ahead: bytes = b"") -> Body:
-    """gunicorn's ``wsgi.input`` of a body of ``length`` bytes, its unreader holding
-    ``read_ahead`` (what it received with the request head)."""
-    unreader = SocketUnreader(sock)
-    unreader.unread(read_ahead)
-    return Body(LengthReader(unreader, length))
-
-
-def environ_of(body: object, sock: object) -> dict[str, object]:
-    return {"wsgi.input": body, "gunicorn.socket": sock}
-
-
-def test_the_read_ahead_comes_first_and_nothing_past_the_body_is_taken(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    server, client = pair
-    body = gunicorn_body(server, 10, read_ahead=b"abcd")
-    client.sendall(b"efghijGET /next HTTP/1.1\r\n\r\n")  # the body's rest, then a request
-    fast = SocketBody.over(environ_of(body, server))
-    assert fast is not None
-
-    assert fast.read(3) == b"abc"
-    assert fast.read() == b"defghij"
-    assert fast.read() == b""
-    assert body.reader.length == 0  # gunicorn's reader is in step: nothing left to drain
-    assert server.recv(100) == b"GET /next HTTP/1.1\r\n\r\n"
-
-
-def test_what_the_app_leaves_unread_gunicorn_still_drains(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    server, client = pair
-    body = gunicorn_body(server, 8, read_ahead=b"12")
-    client.sendall(b"345678NEXT")
-    fast = SocketBody.over(environ_of(body, server))
-    assert fast is not None
-    assert fast.read(4) == b"12"  # raw reads may be short: what gunicorn read ahead
-    assert fast.read(2) == b"34"  # then the socket
-
-    assert body.read() == b"5678"  # what gunicorn reads before the next request
-    assert body.reader.unreader.read() == b"NEXT"  # where its parser finds the next one
-
-
-def test_read_ahead_past_the_buffer_is_kept_for_the_next_read(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    server, _ = pair
-    body = gunicorn_body(server, 6, read_ahead=b"abcdefNEXT")
-    fast = SocketBody.over(environ_of(body, server))
-    assert fast is not None
-    buffer = bytearray(4)
-    assert fast.readinto(buffer) == 4 and buffer == b"abcd"
-    assert fast.read() == b"ef"
-    assert body.reader.unreader.read() == b"NEXT"  # the pipelined request, untouched
-
-
-def test_a_client_gone_mid_body_ends_the_read_short(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    server, client = pair
-    body = gunicorn_body(server, 100)
-    client.sendall(b"only this")
-    client.shutdown(socket.SHUT_WR)
-    fast = SocketBody.over(environ_of(body, server))
-    assert fast is not None
-    assert fast.read(100) == b"only this"
-    assert fast.read(100) == b""  # werkzeug's LimitedStream makes this ClientDisconnected
-    assert fast.remaining == 91
-
-
-def test_a_failed_read_marks_the_body_so_the_connection_is_not_reused(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    server, _ = pair
-    server.settimeout(0.05)
-    body = gunicorn_body(server, 100)
-    fast = SocketBody.over(environ_of(body, server))
-    assert fast is not None
-    with pytest.raises(TimeoutError):
-        fast.read(10)
-    assert body.failed
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        pytest.param(lambda s: Body(ChunkedReader(None, SocketUnreader(s))), id="chunked"),
-        pytest.param(lambda s: gunicorn_body(s, 0), id="empty"),
-        pytest.param(lambda s: io.BytesIO(b"not gunicorn's"), id="another server"),
-    ],
-)
-def test_gunicorns_reader_stays_where_the_fast_one_does_not_apply(
-    pair: tuple[socket.socket, socket.socket], make: object
-) -> None:
-    server, _ = pair
-    body = make(server)  # type: ignore[operator]
-    environ = environ_of(body, server)
-    seen: list[object] = []
-    app = socket_bodies(lambda env, start: seen.append(env["wsgi.input"]) or [])
-    app(environ, lambda *a: None)
-    assert seen == [body]
-    assert SocketBody.over(environ_of(gunicorn_body(server, 5), object())) is None  # no socket
-
-
-# --- a real gunicorn, over HTTP and HTTPS ---------------------------------------------------
 
 
 @pytest.fixture(scope="module")
