@@ -210,10 +210,6 @@ def state_of(row: RowMapping | CdmiObjectRow) -> ObjectState:
     )
 
 
-def subject(principal: Principal) -> acl.Subject:
-    return acl_subject(principal)
-
-
 def path_under(prefix: str) -> Any:
     """Rows whose path starts with ``prefix`` (no LIKE wildcards: names may hold % and _)."""
     return func.substr(T.path, 1, len(prefix)) == prefix
@@ -342,7 +338,7 @@ class CdmiService:
 
     def _may(self, state: ObjectState, principal: Principal, mask: int) -> bool:
         return self._in_scope(state, principal) and acl.allowed(
-            self._aces(state), subject(principal), state.owner, mask, state.group
+            self._aces(state), acl_subject(principal), state.owner, mask, state.group
         )
 
     def _in_scope(self, state: ObjectState, principal: Principal) -> bool:
@@ -357,7 +353,7 @@ class CdmiService:
         if not self._in_scope(state, principal):
             return False
         held = acl.granted(
-            self._aces(state), subject(principal), state.owner, acl.ALL_PERMS, state.group
+            self._aces(state), acl_subject(principal), state.owner, acl.ALL_PERMS, state.group
         )
         return held != 0
 
@@ -461,7 +457,7 @@ class CdmiService:
         scope = scope_condition(principal, T.group)
         rows = reader.execute(query if scope is None else query.where(scope)).all()
         names = []
-        who = subject(principal)
+        who = acl_subject(principal)
         policy = self.tenancy.group_aces()
         for name, kind, owner, group, stored_acl in rows:
             # A user lists what exists for them (see _sees): in the root, what they may read.
@@ -1490,7 +1486,7 @@ class CdmiService:
         absent for them as for a read (a copy). ``as_they_are``: every copy keeps its
         original's owner, group and ACL, so that it is exactly as visible as the original (a
         snapshot: it copies everything, and must give no one more than the tree gave)."""
-        copied = self._copy_one(session, principal, source, parent, path, staged)
+        copied = self._copy_one(session, principal, source, parent, path, staged, as_they_are)
         if source.kind == CONTAINER and source.path is not None and path is not None:
             descendants = session.scalars(
                 select(CdmiObjectRow)
@@ -1506,11 +1502,8 @@ class CdmiService:
                 if mother is None or (seen_only and not self._sees(state_of(item), principal)):
                     continue
                 made[item.id] = self._copy_one(
-                    session, principal, item, mother, path + relative, staged
+                    session, principal, item, mother, path + relative, staged, as_they_are
                 )
-                if as_they_are:
-                    made[item.id].owner, made[item.id].group = item.owner, item.group
-                    made[item.id].acl = list(item.acl or [])
         return copied
 
     def _copy_one(
@@ -1521,12 +1514,17 @@ class CdmiService:
         parent: CdmiObjectRow | None,
         path: str | None,
         staged: list[tuple[str, StagedBlob]],
+        as_it_is: bool = False,
     ) -> CdmiObjectRow:
+        """A copy of ``source`` under ``parent`` (``as_it_is``: with its owner, group and ACL;
+        see _copy_tree)."""
         row = self._new_row(principal, parent, path, source.kind)
         row.mimetype, row.encoding, row.size = source.mimetype, source.encoding, source.size
         row.metadata_ = dict(source.metadata_ or {})
         row.extra = dict(source.extra or {})
-        if parent is None or parent.path == "":
+        if as_it_is:
+            row.owner, row.group = source.owner, source.group
+        if as_it_is or parent is None or parent.path == "":
             row.acl = list(source.acl or [])
         self._flush_new(session, row)
         if source.kind == DATAOBJECT:
@@ -1630,11 +1628,7 @@ class CdmiService:
             session.flush()
         staged: list[tuple[str, StagedBlob]] = []
         try:
-            snap = self._copy_tree(
-                session, principal, row, holder, snap_path, staged, as_they_are=True
-            )
-            snap.owner, snap.group, snap.acl = row.owner, row.group, list(row.acl or [])
-            session.flush()
+            self._copy_tree(session, principal, row, holder, snap_path, staged, as_they_are=True)
             self._check_copies(session, principal, staged)
             for blob_id, blob in staged:
                 blob.publish(blob_id)
