@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -25,6 +26,11 @@ def networks(value: str, setting: str) -> tuple[Network, ...]:
 
 def listed(address: str, among: Iterable[Network]) -> bool:
     """Whether ``address`` (IPv4-mapped IPv6 as its IPv4) is in one of ``among``."""
+    return _listed(address, tuple(among))
+
+
+@functools.lru_cache(maxsize=4096)  # asked several times a request, of a few addresses
+def _listed(address: str, among: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:

@@ -15,6 +15,7 @@ from auth.credentials import Credentials
 from auth.principal import Principal
 from auth.x509 import FrontEnd, X509Authenticator, client_certificate
 from gateway.errors import NotAuthenticated
+from gateway.hardening import base_url as public_base_url
 
 EXTENSION = "nimbostratus.auth"
 ROCCI = re.compile(r"\brOCCI", re.IGNORECASE)  # rOCCI-cli, rOCCI-api, rOCCI-core
@@ -84,7 +85,7 @@ def challenge() -> str:
     ``/^(Keystone|snf-auth) uri=(["'])(.+)(["'])$/``, so when the token method is configured
     they get its Keystone challenge alone, as rOCCI-server sent it."""
     chain: AuthChain = current_app.extensions[EXTENSION]
-    base_url = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
+    base_url = public_base_url()
     token = chain.find("token")
     if token is not None and ROCCI.search(request.headers.get("User-Agent", "")):
         keystone = token.challenge(base_url)

@@ -70,7 +70,7 @@ from gateway.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
-from gateway.hardening import client_address
+from gateway.hardening import base_url, client_address
 from gateway.ratelimit import ADMITTED
 from gateway.store.db import Store
 from gateway.store.models import AuditRecord
@@ -583,5 +583,4 @@ def admin_audit() -> Response:
 
 def _next_link(cursor: str) -> str:
     args = {k: v for k, v in request.args.items() if k != "cursor"}
-    base = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
-    return f"{base.rstrip('/')}{ADMIN_AUDIT}?{urlencode({**args, 'cursor': cursor})}"
+    return f"{base_url().rstrip('/')}{ADMIN_AUDIT}?{urlencode({**args, 'cursor': cursor})}"

@@ -24,6 +24,7 @@ request line and header fields by gunicorn (:mod:`gateway.gunicorn_conf`: 414 an
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -34,6 +35,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.utils import get_current_url
 
 from auth.addresses import Network, listed, networks
 from gateway import json_limits
@@ -187,6 +189,18 @@ def client_address() -> str:
         )
         g.nimbo_client_address = cached
     return cached
+
+
+def base_url() -> str:
+    """The URL the current request's locations are made under: the setting ``public_url``
+    (``NIMBO_PUBLIC_URL``) or else the scheme and host the request was made to."""
+    public: str | None = current_app.config.get("NIMBO_PUBLIC_URL")
+    return public or _host_url(request.scheme, request.host)
+
+
+@functools.lru_cache(maxsize=256)  # werkzeug's host_url costs more than the rest of a GET
+def _host_url(scheme: str, host: str) -> str:
+    return get_current_url(scheme, host)
 
 
 # --- redacted logs --------------------------------------------------------------------------

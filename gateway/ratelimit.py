@@ -38,6 +38,7 @@ be the reason the API answers 500 or 503 while the store still serves reads (wri
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -148,6 +149,7 @@ def parse_rate(setting: str, value: str) -> Rate | None:
     return Rate(count, seconds) if count else None
 
 
+@functools.lru_cache(maxsize=4096)  # asked several times a request, of a few addresses
 def bucket(address: str) -> str:
     """What an address is counted as: itself, or for IPv6 its /64 (one subscriber's)."""
     try:

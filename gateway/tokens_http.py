@@ -92,7 +92,7 @@ from gateway.errors import (
     NotAuthenticated,
     NotFound,
 )
-from gateway.hardening import whole_body
+from gateway.hardening import base_url, whole_body
 from occi.http.errors import extra_headers, status_for
 
 bp = Blueprint("auth_tokens", __name__)
@@ -207,8 +207,7 @@ def _issued(issued: IssuedToken, document: Any) -> Response:
 
 
 def _base_url() -> str:
-    base: str = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
-    return base.rstrip("/")
+    return base_url().rstrip("/")
 
 
 # --- the guard of the public prefix ----------------------------------------------------------

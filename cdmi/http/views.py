@@ -47,7 +47,7 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from gateway.hardening import body_chunks, incident, whole_body
+from gateway.hardening import base_url, body_chunks, incident, whole_body
 from gateway.services.cdmi import Redirect
 from occi.http.errors import extra_headers, status_for
 
@@ -155,8 +155,7 @@ def _empty(status: int) -> Response:
 
 
 def _absolute(path: str) -> str:
-    base = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
-    return base.rstrip("/") + path
+    return base_url().rstrip("/") + path
 
 
 def _target() -> Target:

@@ -165,14 +165,16 @@ class OcciService:
             return to_entities(reader, records(reader, query), registry, full=False)
 
     def get(self, principal: Principal, kind: Kind, entity_id: str) -> Entity:
-        with self.store.read() as reader:
-            generation = self.store.generation(reader)
-            key = access_key(principal)
-            entity = self.cache.get(generation, key, entity_id)
-            if entity is None:
+        # The generation is read before the row: a write committed in between leaves a newer
+        # entity under an older generation, which no later read asks for.
+        generation = self.store.current_generation()
+        key = access_key(principal)
+        entity = self.cache.get(generation, key, entity_id)
+        if entity is None:
+            with self.store.read() as reader:
                 row = self._seen(principal, kind, entity_id, find(reader, entity_id))
                 entity = to_entity(reader, row, self.catalog.registry(principal, reader))
-                self.cache.put(generation, key, [entity])
+            self.cache.put(generation, key, [entity])
         if entity.kind.type_id != kind.type_id:
             raise NotFound(f"no {kind.term} {entity_id}")
         return entity

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,6 +110,8 @@ class Store:
             _tune_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._gate = WriteGate(database) if self.is_sqlite else None
+        self._database = database
+        self._own = threading.local()  # per thread: (pid, driver connection), see below
         event.listen(self._sessions, "before_flush", _refuse_flush_outside_writes)
         self._generation_sql = str(
             (_SQLITE_GENERATION if self.is_sqlite else _POSTGRES_GENERATION).compile(
@@ -163,7 +166,41 @@ class Store:
 
         Asked on every read, so it goes straight to the driver (a fifth of a Core statement's
         cost); ``reader`` runs without a transaction, so the driver sees the newest commit."""
-        cursor = reader.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        return self._generation_on(reader.connection.dbapi_connection)
+
+    def current_generation(self) -> object:
+        """:meth:`generation` without a :meth:`read` connection, for a read that a cache may
+        answer whole (the read is opened only when the cache misses).
+
+        A SQLite file is asked on a driver connection each thread keeps for this query alone
+        (6 us against 20 us for a pool checkout and 45 us for a :meth:`read`); it runs in
+        autocommit and only reads, so it holds no lock between calls. PostgreSQL
+        connections are too dear to keep one more per thread: there a pooled driver
+        connection is checked out."""
+        if self._database is not None:
+            return self._generation_on(self._own_connection(self._database))
+        with _translated():
+            dbapi_connection = self.engine.raw_connection()
+        try:
+            return self._generation_on(dbapi_connection)
+        finally:
+            dbapi_connection.close()  # back to the pool, reset (no transaction is left open)
+
+    def _own_connection(self, database: Path) -> sqlite3.Connection:
+        own: tuple[int, sqlite3.Connection] | None = getattr(self._own, "connection", None)
+        if own is None or own[0] != os.getpid():  # none yet, or one from before a fork
+            try:
+                connection = sqlite3.connect(
+                    database, timeout=30, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                raise ServiceUnavailable(f"state store unavailable: {exc}") from exc
+            own = (os.getpid(), connection)
+            self._own.connection = own
+        return own[1]
+
+    def _generation_on(self, dbapi_connection: Any) -> object:
+        cursor = dbapi_connection.cursor()
         try:
             cursor.execute(self._generation_sql)
             row = cursor.fetchone()

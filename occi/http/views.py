@@ -30,7 +30,7 @@ from gateway.errors import (
     NotImplementedByServer,
     ParseError,
 )
-from gateway.hardening import incident, whole_body
+from gateway.hardening import base_url, incident, whole_body
 from occi.core import ActionRequest, Category, Entity, Kind, Mixin, RenderContext
 from occi.http.errors import extra_headers, status_for
 from occi.infrastructure import COMPUTE, KINDS
@@ -49,9 +49,42 @@ SERVER_HEADER = f"nimbostratus/{__version__} OCCI/1.2 OCCI/1.1"
 READ_METHODS = ("GET", "HEAD")
 KIND_LOCATIONS: dict[str, Kind] = {k.location: k for k in KINDS if k.location}
 UNREAD_BODY_DRAIN = 16 * 1024 * 1024
+RENDERING_MEMO_ENTRIES = 512  # per process; a rendering is about the size of its body
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
 # --- plumbing ---------------------------------------------------------------------------
+
+
+class RenderingMemo:
+    """The last renderings of entity objects, kept by the object itself.
+
+    A GET of one entity renders the model object the entity cache hands out, the same object
+    for every request until the next write (gateway.services.entity_cache); rendering it was
+    a third of the view's work. A rendering is a pure function of the object, the media type
+    and the base URL, so it is kept with the object and served again while the cache serves
+    that object. Another object (after a write, for another principal, or with the cache
+    off) is a miss: entries are found by the object's identity, never by its id or content.
+    An entry holds its object, so the object's ``id()`` cannot be reused while the entry
+    lives. At ``capacity`` entries all are dropped."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[int, str, str], tuple[Entity, Rendered]] = {}
+
+    def entity(self, renderer: Renderer, entity: Entity, ctx: RenderContext) -> Rendered:
+        key = (id(entity), renderer.media_type, ctx.base_url)
+        found = self._entries.get(key)
+        if found is not None and found[0] is entity:
+            return found[1]
+        rendered = renderer.entity(entity, ctx)
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()  # (dict operations are atomic: threads need no lock)
+        self._entries[key] = (entity, rendered)
+        return rendered
+
+
+_RENDERINGS = RenderingMemo(RENDERING_MEMO_ENTRIES)
 
 
 def _services() -> tuple[OcciService, MixinService]:
@@ -64,8 +97,7 @@ def _renderer() -> Renderer:
 
 
 def _ctx() -> RenderContext:
-    public = current_app.config.get("NIMBO_PUBLIC_URL") or request.host_url
-    return RenderContext(base_url=public)
+    return RenderContext(base_url=base_url())
 
 
 def _headers() -> list[tuple[str, str]]:
@@ -109,8 +141,9 @@ def _server_header(response: Response) -> Response:
         response.headers["Server"] = SERVER_HEADER
     # Werkzeug upper-cases reason phrases ("201 CREATED"); OCCI checkers (pOCCI) match the
     # RFC 9110 spelling ("201 Created").
-    with contextlib.suppress(ValueError):
-        response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
+    line = _STATUS_LINES.get(response.status_code)
+    if line is not None and response.status != line:
+        response.status = line
     if response.status_code >= 400 and 0 < (request.content_length or 0) <= UNREAD_BODY_DRAIN:
         _drain_unread_body()
     if request.blueprint != "cdmi":  # CDMI answers name their own types
@@ -346,7 +379,7 @@ def _entity(kind: Kind, entity_id: str) -> Response:
     principal = current_principal()
     renderer = _renderer()
     if request.method in READ_METHODS:
-        return _respond(renderer.entity(occi.get(principal, kind, entity_id), _ctx()))
+        return _respond(_RENDERINGS.entity(renderer, occi.get(principal, kind, entity_id), _ctx()))
     if request.method == "DELETE":
         occi.delete(principal, kind, entity_id)
         return _respond(renderer.ok())

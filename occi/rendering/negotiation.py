@@ -10,6 +10,7 @@ renderer and parser, pure functions over header values.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ def _best_range(ranges: list[MediaRange], media_type: str) -> MediaRange | None:
     return max(matching, key=lambda r: (r.specificity(media_type), -r.position))
 
 
+@functools.lru_cache(maxsize=256)  # clients send a handful of Accept values, again and again
 def negotiate(accept: str | None) -> str:
     """The media type to render in; :class:`NotAcceptable` if none of ours is acceptable."""
     if accept is None or not accept.strip():
@@ -153,6 +155,7 @@ def parser_for(content_type: str | None) -> Parser:
     return factory()
 
 
+@functools.lru_cache(maxsize=256)
 def occi_version_ok(user_agent: str | None) -> bool:
     """False when every ``OCCI/<major>.<minor>`` token in ``User-Agent`` is above ours (501)."""
     versions = [(int(major), int(minor))

@@ -107,6 +107,56 @@ def test_the_generation_changes_with_every_committed_write_only(tmp_path: Path) 
     store.dispose()
 
 
+def test_the_current_generation_sees_every_commit_of_any_process(database_url: str) -> None:
+    """The cache's check without a read connection (current_generation): on SQLite a driver
+    connection of the thread's own, on PostgreSQL a pooled one; both see what another
+    store (another API process) committed, and nothing else."""
+    store, other = Store(database_url), Store(database_url)
+    store.create_schema()
+    first = store.current_generation()
+    assert store.current_generation() == first  # asking changes nothing
+    with other.session(write=True) as session:
+        session.add(Meta(key="from-elsewhere", value=1))
+    second = store.current_generation()
+    assert second != first
+    with pytest.raises(ValueError), other.session(write=True) as session:
+        session.add(Meta(key="rolled-back", value=1))
+        raise ValueError("the transaction fails")
+    assert store.current_generation() == second
+    with store.read() as reader:
+        assert store.generation(reader) == second  # the same value as a read's
+    store.dispose()
+    other.dispose()
+
+
+def _generation_in_child(store: Store, answers) -> None:  # type: ignore[no-untyped-def]
+    inherited = store._own.connection[1]
+    generation = store.current_generation()
+    pid, connection = store._own.connection
+    answers.put((generation, pid == os.getpid() and connection is not inherited))
+
+
+def test_a_forked_process_asks_on_a_connection_of_its_own(tmp_path: Path) -> None:
+    """gunicorn forks its workers: a connection the parent's thread opened is not used in the
+    child (SQLite connections must not cross a fork)."""
+    store = _store(tmp_path)
+    parent = store.current_generation()
+    inherited = store._own.connection
+    answers = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(
+        target=_generation_in_child, args=(store, answers)
+    )
+    child.start()
+    assert answers.get(timeout=30) == (parent, True)  # the same answer, on a new connection
+    child.join(30)
+    assert child.exitcode == 0
+    assert store._own.connection is inherited  # the parent's is still its own
+    with store.session(write=True) as session:
+        session.add(Meta(key="k", value=1))
+    assert store.current_generation() != parent
+    store.dispose()
+
+
 def test_changes_in_a_read_session_are_refused(tmp_path: Path) -> None:
     store = _store(tmp_path)
     with pytest.raises(RuntimeError, match="read session"), store.session() as session:
