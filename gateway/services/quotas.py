@@ -27,16 +27,25 @@ Limits: the setting's defaults, overridden per user or group by rows of ``quota_
 unlimited. Administrators are held to quotas like everyone else unless
 ``quota_exempt_admins`` is set; then their requests are not checked.
 
+Where the use comes from: ``quota_use``, kept by triggers of the store on every write of an
+entity or CDMI object (:mod:`gateway.store.quota_use`), so a check reads one holder's counters
+in one indexed read however much it holds; ``public_addresses`` alone is counted from the
+leases (whether a network is public depends on its owner's admin flag, a join no trigger on the
+counted rows would follow).
+
 How the check holds under concurrency: the write transaction first writes its rows, then calls
-a ``check_*`` method here, which sums the use *after* the write and refuses when that passes a
+a ``check_*`` method here, which reads the use *after* the write and refuses when that passes a
 limit of a resource the request grows (a request that only shrinks or keeps a resource always
 passes, even over a lowered limit). The refusal raises :class:`QuotaExceeded` and the caller's
 transaction rolls back. SQLite serialises write transactions (``BEGIN IMMEDIATE`` and the
-store's write gate). On PostgreSQL the check first takes a transaction-scoped advisory lock for
-each user and group it checks, in one global order, and sums in statements that begin after
-it: of two concurrent requests for one user, the second sums after the first has committed.
-A request for which no limit applies takes no lock and runs no sum: one indexed read of the
-overrides is its whole cost.
+store's write gate). On PostgreSQL a write that grows a holder's counted resource has locked
+that holder's counter row (the trigger's upsert) until its transaction ends: of two concurrent
+requests for one user, the second waits at its write and then adds to what the first committed.
+For ``public_addresses`` the check first takes a transaction-scoped advisory lock for each user
+and group it checks, in one global order, and counts in statements that begin after it (why
+these locks cannot deadlock against the counter rows: :mod:`gateway.store.quota_use`).
+A request for which no limit applies reads no use: one indexed read of the overrides is its
+whole cost.
 """
 
 from __future__ import annotations
@@ -53,15 +62,19 @@ from sqlalchemy.orm import Session, aliased
 from auth.principal import Principal
 from gateway.config import Config
 from gateway.errors import ConfigurationError, InvalidRequest, QuotaExceeded
-from gateway.store.models import CdmiObjectRow, EntityRow, Lease, QuotaLimit, User
+from gateway.store.models import CdmiObjectRow, EntityRow, Lease, QuotaLimit, QuotaUse, User
+from gateway.store.quota_use import COUNTED
 from occi import infrastructure as infra
 
-RESOURCES = ("instances", "cores", "memory", "storage", "cdmi_bytes", "public_addresses")
+_LEASED = "public_addresses"  # counted from the leases; every other resource is COUNTED
+RESOURCES = (*COUNTED, _LEASED)
 """Every resource a quota can limit, in the order ``nimbo quota show`` lists them."""
 UNITS = {"memory": "GiB", "storage": "GiB", "cdmi_bytes": "bytes"}
-_COMPUTE_RESOURCES = frozenset({"instances", "cores", "memory"})
 _MAY_LEASE = frozenset({infra.COMPUTE.type_id, infra.NETWORKINTERFACE.type_id})  # inline links
 _EPSILON = 1e-9  # GiB sums are floats: 0.1 + 0.2 must not pass a limit of 0.3
+# Counters of GiB are read to a billionth (about a byte): adding and removing fractions leaves
+# a residue in the last places of a double, which must not show (-0.000) or count.
+_GIB_DIGITS = 9
 _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 # A public address: a lease held by the interface _NIC on the network _NET.
 _NIC = aliased(EntityRow, name="nic")
@@ -313,7 +326,7 @@ class Quotas:
         if not checked:
             return
         session.flush()
-        self._lock(session, checked)
+        self._lock(session, [h for h, resources in checked.items() if _LEASED in resources])
         for holder, resources in sorted(checked.items()):
             use = self.use(session, holder, resources)
             for resource in resources:
@@ -322,46 +335,31 @@ class Quotas:
                     raise _exceeded(holder, resource, limit, use[resource], asked)
 
     def _lock(self, session: Session, holders: Iterable[Holder]) -> None:
-        """PostgreSQL: serialise the checks of each holder until this transaction ends."""
+        """PostgreSQL: serialise the checks of public addresses of each holder until this
+        transaction ends. Counted resources need no lock here: the write that grew them holds
+        the holder's counter row (see the module docstring)."""
         if session.get_bind().dialect.name != "postgresql":
             return  # SQLite: write transactions are serialised already
         for holder in sorted(holders):  # one global order: no deadlock between two checks
             session.execute(select(func.pg_advisory_xact_lock(_lock_key(holder))))
 
     def use(self, session: Session, holder: Holder, resources: Iterable[str]) -> Amounts:
-        """What ``holder`` holds now of ``resources`` (this transaction's writes included)."""
+        """What ``holder`` holds now of ``resources`` (this transaction's writes included: the
+        counters are written by triggers in the writing transaction)."""
         wanted = set(resources)
         scope, name = holder
-        use: Amounts = {}
-        mine = EntityRow.owner == name if scope == "user" else EntityRow.group == name
-        if wanted & _COMPUTE_RESOURCES:
-            # from the index ix_entities_*_load alone: no row is read
-            instances, cores, memory = session.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(EntityRow.cores), 0),
-                    func.coalesce(func.sum(EntityRow.memory_mib), 0),
-                ).where(mine, EntityRow.kind == infra.COMPUTE.type_id)
-            ).one()
-            use.update(instances=instances, cores=cores, memory=memory / 1024)
-        if "storage" in wanted:
-            size = EntityRow.attributes["occi.storage.size"].as_float()
-            use["storage"] = session.scalar(
-                select(func.coalesce(func.sum(size), 0.0)).where(
-                    mine, EntityRow.kind == infra.STORAGE.type_id
-                )
-            ) or 0.0
-        if "cdmi_bytes" in wanted:
-            objects = CdmiObjectRow.owner if scope == "user" else CdmiObjectRow.group
-            use["cdmi_bytes"] = session.scalar(
-                select(func.coalesce(func.sum(CdmiObjectRow.size), 0)).where(
-                    objects == name, CdmiObjectRow.kind == "dataobject"
-                )
-            ) or 0
-        if "public_addresses" in wanted:
+        use: Amounts = dict.fromkeys(wanted, 0.0)
+        if wanted.intersection(COUNTED):
+            session.flush()  # the triggers of what the session holds run; Core, no ORM round
+            for resource, amount in session.connection().execute(
+                _USE, {"scope": scope, "name": name}
+            ):
+                if resource in wanted:
+                    use[resource] = _counted(resource, amount)
+        if _LEASED in wanted:
             holds = _NIC.owner == name if scope == "user" else _NIC.group == name
-            use["public_addresses"] = session.scalar(_public_leases(func.count(), holds)) or 0
-        return {r: float(use[r]) for r in wanted}
+            use[_LEASED] = float(session.scalar(_public_leases(func.count(), holds)) or 0)
+        return use
 
     def _new_addresses(
         self, session: Session, ids: list[str]
@@ -388,6 +386,13 @@ class Quotas:
                 limit, origin = None, ""
             lines.append(Line(resource, limit, origin, use[resource]))
         return lines
+
+
+def _counted(resource: str, amount: float) -> float:
+    """A counter as the check compares it: GiB to a billionth, never -0."""
+    if UNITS.get(resource) == "GiB":
+        return round(amount, _GIB_DIGITS) + 0.0
+    return float(amount)
 
 
 def _positive(demand: Mapping[Holder, Amounts]) -> bool:
@@ -438,6 +443,16 @@ def _public_leases(count: Any, where: ColumnElement[bool], *columns: Any) -> Any
         .join(User, User.name == _NET.owner)
         .where(where, User.is_admin.is_(True))
     )
+
+
+_USE = (
+    select(QuotaUse.__table__.c.resource, QuotaUse.__table__.c.amount)
+    .where(
+        QuotaUse.__table__.c.scope == bindparam("scope"),
+        QuotaUse.__table__.c.name == bindparam("name"),
+    )
+)
+"""The counters of one holder: a read of the primary key's first two columns."""
 
 
 @functools.cache

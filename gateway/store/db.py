@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.schema import CreateColumn, CreateIndex
 
 from gateway.errors import ConfigurationError, ServiceUnavailable
-from gateway.store import host_load
+from gateway.store import host_load, quota_use
 from gateway.store.models import Base, Meta
 
 GENERATION = "generation"
@@ -126,6 +126,7 @@ class Store:
             with gate, self.engine.begin() as connection:
                 self._add_new_columns(connection)
                 host_load.install(connection)
+                quota_use.install(connection)
         if self.is_sqlite:
             with self.session(write=True) as session:
                 if session.get(Meta, GENERATION) is None:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -260,6 +261,19 @@ class QuotaLimit(Base):
     name: Mapped[str] = mapped_column(String(USER_NAME_MAX), primary_key=True)
     resource: Mapped[str] = mapped_column(String(32), primary_key=True)
     maximum: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class QuotaUse(Base):
+    """What one user or group holds of one resource (the quota check's use), kept by the
+    triggers of :mod:`gateway.store.quota_use`: ``amount`` in the resource's unit (GiB for
+    memory and storage). No row means nothing held."""
+
+    __tablename__ = "quota_use"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # user | group
+    name: Mapped[str] = mapped_column(String(USER_NAME_MAX), primary_key=True)  # or a group
+    resource: Mapped[str] = mapped_column(String(32), primary_key=True)
+    amount: Mapped[float] = mapped_column(Double, default=0.0)
 
 
 # The quota check sums a user's data object sizes from this index alone.

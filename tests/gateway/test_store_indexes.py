@@ -1,5 +1,6 @@
-"""Indexes a model gains reach stores made before them, and the quota sums of a holder's
-computes are read from an index alone (no row visited, however many computes it has)."""
+"""Indexes a model gains reach stores made before them, and the quota use of a holder's
+computes is read from its counters by primary key (no entity visited, however many computes it
+has; see gateway.store.quota_use)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_quota_use_counts_computes_and_storage_of_the_holder(
         assert quotas.use(session, ("user", "v"), ["storage"]) == {"storage": 0.0}
 
 
-def test_a_holders_compute_sums_are_read_from_an_index_alone(tmp_path: Path) -> None:
+def test_a_holders_compute_use_is_read_by_primary_key(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'nimbo.db'}")
     store.create_schema()
     quotas = Quotas(Config({"data_dir": str(tmp_path)}))
@@ -86,8 +87,10 @@ def test_a_holders_compute_sums_are_read_from_an_index_alone(tmp_path: Path) -> 
                 quotas.use(session, holder, ["instances", "cores", "memory"])
         finally:
             event.remove(store.engine, "before_cursor_execute", keep)
-        (statement, parameters), = [s for s in sent if "FROM entities" in s[0]]
+        (statement, parameters), = [s for s in sent if s[0] != "BEGIN"]  # (SQLite's own)
+        assert "FROM quota_use" in statement and "entities" not in statement, statement
         with store.engine.connect() as connection:
             plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
-        assert "COVERING INDEX" in " ".join(str(step) for step in plan), (holder, plan)
+        steps = " ".join(str(step) for step in plan)
+        assert "USING INDEX sqlite_autoindex_quota_use_1 (scope=? AND name=?)" in steps, plan
     store.dispose()
