@@ -24,7 +24,8 @@ def _local(config: Config, accounts: Accounts) -> Authenticator:
 
 
 def _oidc(config: Config, accounts: Accounts) -> Authenticator:
-    from auth.oidc import Issuer, IssuerKeys, OidcAuthenticator, issuer_settings
+    from auth.oidc import Issuer, IssuerKeys, OidcAuthenticator
+    from auth.oidc_issuers import issuer_settings
 
     issuers = [
         Issuer(

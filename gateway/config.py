@@ -45,7 +45,7 @@ class Config:
                 "blob may be a new object's value whose write transaction is still running"
             )
         if merged["oidc_issuers"]:  # every trusted issuer valid, no two giving one user name
-            from auth.oidc import issuer_settings
+            from auth.oidc_issuers import issuer_settings
 
             issuer_settings(merged)
         self._values = merged

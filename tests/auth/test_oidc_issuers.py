@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from auth.oidc import OidcAuthenticator, issuer_settings
+from auth.oidc import OidcAuthenticator
+from auth.oidc_issuers import issuer_settings
 from gateway.authentication import FACTORIES
 from gateway.config import Config, load_config
 from gateway.errors import ConfigurationError
