@@ -8,10 +8,12 @@ Quotas.use() reads them instead of the rows."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.orm import Session
 
@@ -27,11 +29,13 @@ from tests.gateway.conftest import (
     RESOURCE_SCHEME,
     Node,
     NodeFactory,
+    basic,
     category,
     compute_categories,
     path_of,
     text_plain,
 )
+from tests.gateway.test_quota_concurrency import Answer, at_once
 
 COMPUTE = f"{INFRA}compute"
 STORAGE = f"{INFRA}storage"
@@ -592,3 +596,61 @@ class ApiSequence:
             self.objects = [(u, p) for u, p in self.objects if not p.startswith(box)]
         return self.ok(response)
 
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("mixed", [True, False], ids=["mixed", "links"])
+def test_concurrent_requests_of_two_users_in_one_group_hold_both_kinds_of_lock(
+    make_node: NodeFactory, mixed: bool
+) -> None:
+    """Requests that link an interface on a public network to a compute made before write
+    no counter: only the check's advisory locks serialise them ("links": without those locks
+    more than the limit pass). "mixed": half the requests create a compute with such an
+    interface instead (they write counter rows of the user and the group, then take the
+    advisory locks). Either way exactly the allowed number of addresses are handed out, and
+    no request waits on another in a cycle (a deadlock would answer 503)."""
+    node = make_node({"host-a": "memory://counters?cores=512&memory_mib=1048576"},
+                     quota_user_defaults={"cores": 100, "memory": 100},
+                     quota_group_defaults={"cores": 100, "public_addresses": 6},
+                     group_policy="full")  # members may link to the group's network
+    with node.store.session(write=True) as session:
+        for name in ("alice", "bob"):
+            user = session.get(User, name)
+            assert user is not None
+            user.groups = ["physics"]
+    # one public network (an admin's) per request: leases on one network would queue the
+    # requests on its first free address, whatever the quota check does
+    public = [
+        node.create("network", text_plain(
+            [category("network", INFRA, "kind"),
+             category("ipnetwork", f"{INFRA[:-1]}/network#", "mixin")],
+            {"occi.network.address": f"10.{n}.0.0/24", GROUP_ATTRIBUTE: "physics"}), user="root")
+        for n in range(24)
+    ]
+    sized = {"occi.compute.cores": 1, "occi.compute.memory": 0.5, GROUP_ATTRIBUTE: "physics"}
+    users = ("alice", "bob")
+    bare = [node.create_compute(user=users[n % 2], attributes=sized) for n in range(24)]
+
+    def request(client: FlaskClient, number: int) -> Answer:
+        headers = {**basic(users[number % 2]), "Content-Type": "text/plain"}
+        network = path_of(public[number])
+        if mixed and number % 4 < 2:
+            link = f'<{network}>; rel="{INFRA}network"; category="{INFRA}networkinterface"'
+            body = text_plain(compute_categories(), sized, links=[link])
+            response = client.post("/compute/", data=body, headers=headers)
+        else:
+            mine = bare[number]  # of the same user
+            nic = text_plain([category("networkinterface", INFRA, "kind")],
+                             {"occi.core.source": path_of(mine), "occi.core.target": network})
+            response = client.post("/networkinterface/", data=nic, headers=headers)
+        return response.status_code, response.get_data(as_text=True)
+
+    answers = at_once(node.app.test_client, 24, request)
+
+    assert Counter(status for status, _ in answers) == {201: 6, 409: 18}, answers
+    assert all("public_addresses for group physics: limit 6, in use 6, this request 1" in text
+               for status, text in answers if status == 409)
+    assert differences(node.store) == {}
+    with node.store.session() as session:
+        use = Quotas(node.config).use(session, ("group", "physics"), ["public_addresses"])
+    assert use == {"public_addresses": 6.0}
