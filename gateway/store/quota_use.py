@@ -59,7 +59,7 @@ after that the triggers are the only writers of ``quota_use`` and nothing is rec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -75,6 +75,29 @@ _DATAOBJECT = "dataobject"
 _HOLDERS = (("user", "owner"), ("group", '"group"'))  # scope, column naming the holder
 
 
+Part = tuple[str, str, str]
+"""(resource, amount, condition): SQL of what a row holds of a resource, and when."""
+
+
+def _entity_parts(row: str, postgres: bool) -> list[Part]:
+    """What the entity named ``row`` (NEW, OLD or an alias) holds."""
+    real = "double precision" if postgres else "REAL"
+    compute, storage = f"{row}.kind = {_quoted(_COMPUTE)}", f"{row}.kind = {_quoted(_STORAGE)}"
+    return [
+        ("instances", f"CAST(1 AS {real})", compute),
+        ("cores", f"CAST(COALESCE({row}.cores, 0) AS {real})", compute),
+        ("memory", f"CAST(COALESCE({row}.memory_mib, 0) AS {real}) / 1024", compute),
+        ("storage", f"COALESCE({_storage_size(row, postgres)}, 0)", storage),
+    ]
+
+
+def _object_parts(row: str, postgres: bool) -> list[Part]:
+    """What the CDMI object named ``row`` holds."""
+    real = "double precision" if postgres else "REAL"
+    kind = f"{row}.kind = {_quoted(_DATAOBJECT)}"
+    return [("cdmi_bytes", f"CAST(COALESCE({row}.size, 0) AS {real})", kind)]
+
+
 @dataclass(frozen=True)
 class _Table:
     """One counted table: its columns that matter and what a row holds."""
@@ -82,23 +105,10 @@ class _Table:
     name: str
     columns: tuple[str, ...]  # UPDATE OF these may change what a row holds
     kinds: tuple[str, ...]  # rows of other kinds hold nothing
+    parts: Callable[[str, bool], list[Part]]
 
     def holds(self, row: str) -> str:
         return f"{row}.kind IN ({', '.join(_quoted(k) for k in self.kinds)})"
-
-    def parts(self, row: str, postgres: bool) -> list[tuple[str, str, str]]:
-        """(resource, amount, condition) of the row named ``row`` (NEW, OLD or an alias)."""
-        real = "double precision" if postgres else "REAL"
-        if self.name == "cdmi_objects":
-            kind = f"{row}.kind = {_quoted(_DATAOBJECT)}"
-            return [("cdmi_bytes", f"CAST(COALESCE({row}.size, 0) AS {real})", kind)]
-        compute, storage = f"{row}.kind = {_quoted(_COMPUTE)}", f"{row}.kind = {_quoted(_STORAGE)}"
-        return [
-            ("instances", f"CAST(1 AS {real})", compute),
-            ("cores", f"CAST(COALESCE({row}.cores, 0) AS {real})", compute),
-            ("memory", f"CAST(COALESCE({row}.memory_mib, 0) AS {real}) / 1024", compute),
-            ("storage", f"COALESCE({_storage_size(row, postgres)}, 0)", storage),
-        ]
 
     def changed(self, postgres: bool) -> str:
         """True when an update may change what the row holds (a trigger's WHEN)."""
@@ -115,8 +125,9 @@ _ENTITIES = _Table(
     "entities",
     ("owner", '"group"', "kind", "cores", "memory_mib", "attributes"),
     (_COMPUTE, _STORAGE),
+    _entity_parts,
 )
-_CDMI = _Table("cdmi_objects", ("owner", '"group"', "kind", "size"), (_DATAOBJECT,))
+_CDMI = _Table("cdmi_objects", ("owner", '"group"', "kind", "size"), (_DATAOBJECT,), _object_parts)
 _TABLES = (_ENTITIES, _CDMI)
 
 
