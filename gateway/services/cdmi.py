@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
@@ -66,7 +66,7 @@ from gateway.errors import (
 from gateway.services.quotas import Quotas
 from gateway.services.tenancy import Tenancy, acl_subject, in_scope, scope_condition
 from gateway.store.db import Store
-from gateway.store.models import CdmiObjectRow
+from gateway.store.models import Base, CdmiObjectRow
 
 ROOT_OWNER = "administrator"
 T = CdmiObjectRow.__table__.c
@@ -75,6 +75,25 @@ _MISSING = object()  # a body that names no group
 # it on SQLite (benchmarks/cdmi_io.py, small objects).
 _BY_PATH = select(CdmiObjectRow.__table__).where(T.path == bindparam("path"))
 _BY_ID = select(CdmiObjectRow.__table__).where(T.id == bindparam("id"))
+# A new object's path, its twin with or without the slash and its parent's, in one read.
+_FAMILY = select(CdmiObjectRow.__table__).where(
+    T.path.in_([bindparam("p0"), bindparam("p1"), bindparam("p2"), bindparam("p3")])
+)
+_INSERT = insert(Base.metadata.tables["cdmi_objects"])
+# The reads of objects counted (see AccessLog), one execution per object in one executemany.
+_ACCESSED = (
+    update(Base.metadata.tables["cdmi_objects"])
+    .where(T.id == bindparam("object_id"))
+    .values(acount=T.acount + bindparam("reads"), atime=bindparam("moment"))
+)
+# (column, attribute) of every column: a new row's values for _INSERT
+_COLUMNS = tuple(
+    (attribute.columns[0].key, attribute.key)
+    for attribute in inspect(CdmiObjectRow).column_attrs
+)
+
+
+Family = dict[str, RowMapping | None]  # rows by path, None where there is none (see _family)
 
 
 def _now() -> datetime:
@@ -278,6 +297,22 @@ class CdmiService:
             return self._seen(self._by_path(reader, row["path"] + target.rest), principal)
         return None
 
+    def _seen_state(
+        self, reader: Connection, target: Target, principal: Principal
+    ) -> tuple[ObjectState, int] | None:
+        """As :meth:`_row`, the object's state and the rights the principal holds on it (see
+        :meth:`_held`); a path's ACL is evaluated once."""
+        if target.kind == PATH:
+            row = self._by_path(reader, target.path)
+            state = state_of(row) if row is not None else None
+            held = self._held(state, principal) if state is not None else 0
+            return (state, held) if state is not None and held else None
+        row = self._row(reader, target, principal)
+        if row is None:
+            return None
+        state = state_of(row)
+        return state, self._held(state, principal)
+
     def _seen(self, row: RowMapping | None, principal: Principal | None) -> RowMapping | None:
         if row is None or principal is None or self._sees(state_of(row), principal):
             return row
@@ -290,6 +325,26 @@ class CdmiService:
     @staticmethod
     def _by_id(reader: Connection | Session, object_id: str) -> RowMapping | None:
         return reader.execute(_BY_ID, {"id": object_id}).mappings().first()
+
+    @staticmethod
+    def _family(reader: Connection | Session, path: str) -> Family:
+        """The rows at ``path``, at its twin with or without the slash, and at its parent's
+        path, in one statement: what a create looks at (see :meth:`_at`)."""
+        bare = path.rstrip("/")
+        holder = parent_path(path)
+        paths = {"p0": path, "p1": bare, "p2": bare + "/", "p3": holder}
+        if isinstance(reader, Session):  # Core on the session's connection: no ORM round
+            reader = reader.connection()
+        found = {row["path"]: row for row in reader.execute(_FAMILY, paths).mappings()}
+        return {asked: found.get(asked) for asked in paths.values()}
+
+    def _at(
+        self, reader: Connection | Session, path: str, family: Family | None
+    ) -> RowMapping | None:
+        """The row at ``path``: from ``family`` when it was read there, else from the store."""
+        if family is not None and path in family:
+            return family[path]
+        return self._by_path(reader, path)
 
     def _path_of(self, target: Target, reader: Connection | Session, principal: Principal) -> str:
         """The path below the root a PATH or BY_ID(+rest) target stands for."""
@@ -305,14 +360,18 @@ class CdmiService:
         return str(row["path"]) + target.rest
 
     def _check_slash(
-        self, reader: Connection | Session, target: Target, principal: Principal
+        self,
+        reader: Connection | Session,
+        target: Target,
+        principal: Principal,
+        family: Family | None = None,
     ) -> None:
         """An existing container (that the principal sees) named without its slash: 301 to
-        the slashed URL."""
+        the slashed URL. ``family``: rows already read (see :meth:`_family`)."""
         if target.slash or target.kind not in (PATH, BY_ID):
             return
         if target.kind == PATH:
-            row = self._seen(self._by_path(reader, target.path + "/"), principal)
+            row = self._seen(self._at(reader, target.path + "/", family), principal)
             if row is not None:
                 raise Redirect(self.root_uri + target.path + "/")
         elif not target.rest:
@@ -336,6 +395,17 @@ class CdmiService:
         """The object's ACL, then the group policy as ACEs (the ACL may deny what it grants)."""
         return (*acl.from_stored(state.acl), *self.tenancy.group_aces())
 
+    def _held(self, state: ObjectState, principal: Principal) -> int:
+        """Every right the principal holds on the object (none out of its scope): one
+        evaluation of the ACL answers :meth:`_sees` (not 0) and :meth:`_may` (every bit of
+        ``mask`` in it) alike: ACEs decide each bit on its own, so the bits of a mask are
+        held as they are among all of them."""
+        if not self._in_scope(state, principal):
+            return 0
+        return acl.granted(
+            self._aces(state), acl_subject(principal), state.owner, acl.ALL_PERMS, state.group
+        )
+
     def _may(self, state: ObjectState, principal: Principal, mask: int) -> bool:
         return self._in_scope(state, principal) and acl.allowed(
             self._aces(state), acl_subject(principal), state.owner, mask, state.group
@@ -358,13 +428,19 @@ class CdmiService:
         return held != 0
 
     def _check_free(
-        self, reader: Connection | Session, path: str, target: Target, principal: Principal
+        self,
+        reader: Connection | Session,
+        path: str,
+        target: Target,
+        principal: Principal,
+        family: Family | None = None,
     ) -> None:
         """A new object's path (and its twin with or without the slash) is not taken by one
-        the principal does not see: 404, the answer of a read there."""
+        the principal does not see: 404, the answer of a read there. ``family``: rows
+        already read (see :meth:`_family`)."""
         bare = path.rstrip("/")
         for taken in (bare, bare + "/"):
-            row = self._by_path(reader, taken)
+            row = self._at(reader, taken, family)
             if row is not None and self._seen(row, principal) is None:
                 raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
 
@@ -385,11 +461,11 @@ class CdmiService:
         :meth:`read_special`)."""
         self._flush_access()
         with self.store.read() as reader:
-            row = self._row(reader, target, principal)
-            if row is None:
+            seen = self._seen_state(reader, target, principal)
+            if seen is None:
                 self._check_slash(reader, target, principal)
                 raise NotFound(f"nothing at {self.root_uri}{self._shown(target)}")
-            state = self.access.overlay(state_of(row))
+            state, held = self.access.overlay(seen[0]), seen[1]
             if state.kind == CONTAINER and not target.slash:
                 self._check_slash(reader, target, principal)
             if state.kind == DATAOBJECT and target.slash:
@@ -401,8 +477,8 @@ class CdmiService:
             ):
                 children, children_range = self._children(reader, principal, state, selection)
             snapshots = self._snapshots(reader, state) if state.kind == CONTAINER else []
-        readable_meta = self._may(state, principal, acl.READ_METADATA)
-        readable_value = self._may(state, principal, acl.READ_OBJECT)
+        readable_meta = held & acl.READ_METADATA == acl.READ_METADATA  # as _may (see _held)
+        readable_value = held & acl.READ_OBJECT == acl.READ_OBJECT
         if not (readable_meta or readable_value):
             raise Forbidden(f"{principal.name} may not read {self._describe(state)}")
         self.access.record(state.id)
@@ -604,13 +680,14 @@ class CdmiService:
         due = self.access.take_due()
         if not due:
             return
+        counts = [
+            {"object_id": object_id, "reads": count, "moment": moment}
+            for object_id, (count, moment) in due.items()
+        ]
         with self.store.session(write=True) as session:
-            for object_id, (count, moment) in due.items():
-                session.execute(
-                    update(CdmiObjectRow)
-                    .where(CdmiObjectRow.id == object_id)
-                    .values(acount=CdmiObjectRow.acount + count, atime=moment)
-                )
+            # Core on the session's connection: the ORM built and ran one UPDATE per object,
+            # each with a synchronisation of the session, under the write lock.
+            session.connection().execute(_ACCESSED, counts)
 
     def flush(self) -> None:
         """Write every pending access count now (tests, shutdown)."""
@@ -627,7 +704,24 @@ class CdmiService:
         mapping = self._row(session, target, principal)
         if mapping is None:
             return None
-        query = select(CdmiObjectRow).where(CdmiObjectRow.id == mapping["id"])
+        return self._lock_row(session, str(mapping["id"]))
+
+    def _locked_or_family(
+        self, session: Session, target: Target, principal: Principal | None
+    ) -> tuple[CdmiObjectRow | None, Family | None]:
+        """:meth:`_locked`, and for a path the rows a create there looks at (see
+        :meth:`_family`), read with it in one statement."""
+        if target.kind != PATH:
+            return self._locked(session, target, principal), None
+        family = self._family(session, target.path)
+        found = self._seen(family[target.path], principal)
+        if found is None:
+            return None, family
+        return self._lock_row(session, str(found["id"])), family
+
+    def _lock_row(self, session: Session, object_id: str) -> CdmiObjectRow:
+        """The row ``object_id`` (that exists), locked for the transaction."""
+        query = select(CdmiObjectRow).where(CdmiObjectRow.id == object_id)
         if not self.store.is_sqlite:
             query = query.with_for_update()
         return session.scalars(query).one()
@@ -645,10 +739,27 @@ class CdmiService:
         self._require(state_of(parent), principal, mask, what)
         return parent
 
+    def _parent_state(
+        self, family: Family, path: str, principal: Principal, mask: int
+    ) -> ObjectState:
+        """:meth:`_parent` from rows already read: the same refusals, in the same order."""
+        holder = parent_path(path)
+        parent = family[holder]
+        state = state_of(parent) if parent is not None else None
+        held = self._held(state, principal) if state is not None else 0
+        if state is None or not held:
+            raise NotFound(f"the parent container {self.root_uri}{holder} does not exist")
+        if state.kind != CONTAINER:
+            raise NotFound(f"{self.root_uri}{holder.rstrip('/')} is not a container")
+        if held & mask != mask:
+            what = "create containers in" if path.endswith("/") else "create data objects in"
+            raise Forbidden(f"{principal.name} may not {what} {self._describe(state)}")
+        return state
+
     def _new_row(
         self,
         principal: Principal,
-        parent: CdmiObjectRow | None,
+        parent: CdmiObjectRow | ObjectState | None,
         path: str | None,
         kind: str,
         explicit_acl: Any = None,
@@ -726,6 +837,17 @@ class CdmiService:
                 f"{self.root_uri}{row.path} was created by someone else just now"
             ) from exc
 
+    def _insert_new(self, session: Session, row: CdmiObjectRow) -> None:
+        """:meth:`_flush_new` for a row that then stays out of the session: one Core INSERT
+        of its values, without the unit of work (its later changes are not written)."""
+        values = {column: getattr(row, attribute) for column, attribute in _COLUMNS}
+        try:
+            session.connection().execute(_INSERT, values)
+        except IntegrityError as exc:
+            raise Conflict(
+                f"{self.root_uri}{row.path} was created by someone else just now"
+            ) from exc
+
     def _add(
         self,
         session: Session,
@@ -736,15 +858,38 @@ class CdmiService:
         explicit_acl: Any = None,
         asked_group: Any = _MISSING,
         object_id: str | None = None,
+        family: Family | None = None,
     ) -> CdmiObjectRow:
-        """A new object at ``path`` (with ``object_id``, or a new one): the parent's ADD right
-        checked, the name free, the group applied and the row flushed."""
+        """A new object at ``path`` (with ``object_id``, or a new one): see :meth:`_admit`;
+        the row flushed."""
+        row = self._admit(
+            session, principal, target, path, kind, explicit_acl, asked_group, object_id, family
+        )
+        self._flush_new(session, row)
+        return row
+
+    def _admit(
+        self,
+        session: Session,
+        principal: Principal,
+        target: Target,
+        path: str,
+        kind: str,
+        explicit_acl: Any = None,
+        asked_group: Any = _MISSING,
+        object_id: str | None = None,
+        family: Family | None = None,
+    ) -> CdmiObjectRow:
+        """The row of a new object at ``path`` (with ``object_id``, or a new one), not yet in
+        the store: the parent's ADD right checked, the name free, the group applied.
+        ``family``: the rows of :meth:`_family` for ``path``, if already read."""
+        if family is None:
+            family = self._family(session, path)
         right = acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT
-        parent = self._parent(session, path, principal, right)
-        self._check_free(session, path, target, principal)
+        parent = self._parent_state(family, path, principal, right)
+        self._check_free(session, path, target, principal, family)
         row = self._new_row(principal, parent, path, kind, explicit_acl, object_id)
         self._set_group(principal, row, asked_group, created=True)
-        self._flush_new(session, row)
         return row
 
     def _of_kind(self, state: ObjectState, kind: str) -> ObjectState:
@@ -871,15 +1016,16 @@ class CdmiService:
         _check_capabilities_uri(body, self.root_uri, DATAOBJECT)
         extra = unknown_fields(body)
         with self.store.session(write=True) as session:
-            row = self._locked(session, target, principal)
+            row, family = self._locked_or_family(session, target, principal)
             created = row is None
             if row is None:
                 if target.kind == BY_ID and not target.rest:
                     raise NotFound(f"no object with ID {target.object_id}")
                 path = self._path_of(target, session, principal)
-                self._check_slash(session, target, principal)
+                self._check_slash(session, target, principal, family)
                 self._check_new_path(path, target)
-                row = self._add(
+                # written below in one INSERT with its value's size (no flush, no UPDATE)
+                row = self._admit(
                     session,
                     principal,
                     target,
@@ -888,6 +1034,7 @@ class CdmiService:
                     explicit_acl,
                     asked_group,
                     object_id=published,
+                    family=family,
                 )
             else:
                 if published is not None:
@@ -936,7 +1083,10 @@ class CdmiService:
                     _track_written(row, size_before, None, blob.size)
                 publish = blob
                 row.size = blob.size
-            session.flush()
+            if created:
+                self._insert_new(session, row)
+            else:
+                session.flush()
             if publish is not None:
                 try:
                     self.quotas.check_cdmi(session, principal, [(row, row.size - size_before)])
@@ -1134,13 +1284,14 @@ class CdmiService:
         partial: bool,
     ) -> Written:
         with self.store.session(write=True) as session:
-            row = self._locked(session, target, principal)
+            row, family = self._locked_or_family(session, target, principal)
             created = row is None
             if row is None:
                 if target.kind == BY_ID and not target.rest:
                     raise NotFound(f"no object with ID {target.object_id}")
                 path = self._path_of(target, session, principal)
-                row = self._add(session, principal, target, path, DATAOBJECT)
+                # written below in one INSERT with its value's size (see _write_object)
+                row = self._admit(session, principal, target, path, DATAOBJECT, family=family)
             else:
                 state = self._of_kind(state_of(row), DATAOBJECT)
                 self._require(state, principal, acl.WRITE_OBJECT, "write")
@@ -1163,7 +1314,10 @@ class CdmiService:
                     row.mimetype = "application/octet-stream"
                 row.size = staged.size
                 row.completion = "Processing" if partial else "Complete"
-                session.flush()
+                if created:
+                    self._insert_new(session, row)
+                else:
+                    session.flush()
                 self.quotas.check_cdmi(session, principal, [(row, row.size - size_before)])
                 staged.publish(row.id)
             return Written(created, state_of(row), row.parent_id)
@@ -1207,7 +1361,7 @@ class CdmiService:
         _check_capabilities_uri(body, self.root_uri, CONTAINER)
         extra = unknown_fields(body)
         with self.store.session(write=True) as session:
-            row = self._locked(session, target, principal)
+            row, family = self._locked_or_family(session, target, principal)
             created = row is None
             if row is None:
                 if snapshot is not None:
@@ -1216,11 +1370,20 @@ class CdmiService:
                     raise NotFound(f"no object with ID {target.object_id}")
                 path = self._path_of(target, session, principal)
                 self._check_new_path(path, target)
-                existing_object = self._seen(self._by_path(session, path.rstrip("/")), principal)
+                if family is None:
+                    family = self._family(session, path)
+                existing_object = self._seen(family[path.rstrip("/")], principal)
                 if existing_object is not None:
                     raise Conflict(f"{self.root_uri}{path.rstrip('/')} is a data object")
                 row = self._add(
-                    session, principal, target, path, CONTAINER, explicit_acl, asked_group
+                    session,
+                    principal,
+                    target,
+                    path,
+                    CONTAINER,
+                    explicit_acl,
+                    asked_group,
+                    family=family,
                 )
                 if metadata_in is not None:
                     row.metadata_ = metadata_in
