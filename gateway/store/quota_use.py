@@ -36,7 +36,9 @@ ends, so concurrent writes that grow or shrink one holder's resource serialise o
 creates on one host do on its host row. This is also what keeps quota checks of counted
 resources from overshooting: a transaction checks ``(holder, resource)`` only after its own
 write grew it, i.e. while holding that row; a second transaction growing it waits at its write,
-then adds to the committed amount. So the check takes advisory locks only for
+then adds to the committed amount (a check of something the request did not grow, such as a
+regroup into the group an object had, reads unlocked but adds nothing to overshoot with). So the
+check takes advisory locks only for
 ``public_addresses`` (see :meth:`gateway.services.quotas.Quotas._enforce`).
 
 Why the advisory locks cannot deadlock against the counter rows: a wait-for cycle through both
