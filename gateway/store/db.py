@@ -233,7 +233,10 @@ class Store:
                 session.connection(execution_options={"nimbo_write": True})
             yield session
             if write and self.is_sqlite:
-                session.execute(_BUMP)  # in the transaction: the new generation commits with it
+                # in the transaction: the new generation commits with it. Core on the
+                # session's connection: through the ORM, synchronising the session with
+                # the UPDATE took a third of an empty write transaction's CPU (100 us)
+                session.connection().execute(_BUMP)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
