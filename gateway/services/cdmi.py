@@ -396,10 +396,9 @@ class CdmiService:
         return (*acl.from_stored(state.acl), *self.tenancy.group_aces())
 
     def _held(self, state: ObjectState, principal: Principal) -> int:
-        """Every right the principal holds on the object (none out of its scope): one
-        evaluation of the ACL answers :meth:`_sees` (not 0) and :meth:`_may` (every bit of
-        ``mask`` in it) alike: ACEs decide each bit on its own, so the bits of a mask are
-        held as they are among all of them."""
+        """Every right the principal holds on the object (none outside its scope). One
+        evaluation of the ACL answers both :meth:`_sees` (any right) and :meth:`_may` (every
+        bit of a mask held), since ACEs decide each bit on its own."""
         if not self._in_scope(state, principal):
             return 0
         return acl.granted(
