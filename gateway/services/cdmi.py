@@ -61,6 +61,7 @@ from gateway.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
+    NimboError,
     NotFound,
 )
 from gateway.services.quotas import Quotas
@@ -88,8 +89,7 @@ _ACCESSED = (
 )
 # (column, attribute) of every column: a new row's values for _INSERT
 _COLUMNS = tuple(
-    (attribute.columns[0].key, attribute.key)
-    for attribute in inspect(CdmiObjectRow).column_attrs
+    (attribute.columns[0].key, attribute.key) for attribute in inspect(CdmiObjectRow).column_attrs
 )
 
 
@@ -832,9 +832,7 @@ class CdmiService:
         try:
             session.flush()
         except IntegrityError as exc:
-            raise Conflict(
-                f"{self.root_uri}{row.path} was created by someone else just now"
-            ) from exc
+            raise self._refused_insert(exc, row) from exc
 
     def _insert_new(self, session: Session, row: CdmiObjectRow) -> None:
         """:meth:`_flush_new` for a row that then stays out of the session: one Core INSERT
@@ -843,9 +841,18 @@ class CdmiService:
         try:
             session.connection().execute(_INSERT, values)
         except IntegrityError as exc:
-            raise Conflict(
-                f"{self.root_uri}{row.path} was created by someone else just now"
-            ) from exc
+            raise self._refused_insert(exc, row) from exc
+
+    def _refused_insert(self, exc: IntegrityError, row: CdmiObjectRow) -> NimboError:
+        """The answer to an INSERT the database refused. A parent that is gone (PostgreSQL lets
+        a delete of the container commit between the transaction's read of it and the
+        insert; its foreign key then refuses the row) is 404, as a parent found missing is;
+        anything else is the path taken meanwhile (409)."""
+        if _foreign_key_violation(exc) and row.path:
+            return NotFound(
+                f"the parent container {self.root_uri}{parent_path(row.path)} does not exist"
+            )
+        return Conflict(f"{self.root_uri}{row.path} was created by someone else just now")
 
     def _add(
         self,
@@ -909,9 +916,7 @@ class CdmiService:
             row.group = self.tenancy.new_group(principal, asked, what=GROUP_METADATA)
             return
         before = row.group
-        row.group = self.tenancy.regroup(
-            principal, row.owner, before, asked, what=GROUP_METADATA
-        )
+        row.group = self.tenancy.regroup(principal, row.owner, before, asked, what=GROUP_METADATA)
         session = object_session(row)
         if row.group != before and row.kind == DATAOBJECT and session is not None:
             self.quotas.check_cdmi_regrouped(session, principal, [row])
@@ -1887,7 +1892,6 @@ def _metadata_of(body: Mapping[str, Any]) -> tuple[dict[str, Any] | None, Any]:
     return check_metadata(given), explicit_acl
 
 
-
 def _group_of(body: Mapping[str, Any]) -> Any:
     """The group the body's metadata names (``""``: none), or ``_MISSING``."""
     given = body.get("metadata")
@@ -1974,3 +1978,11 @@ class _Utf8Check:
                 self._decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 self.valid = False
+
+
+def _foreign_key_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row for its foreign key (PostgreSQL's SQLSTATE 23503,
+    SQLite's message), not for a unique constraint."""
+    if getattr(exc.orig, "sqlstate", None) == "23503":
+        return True
+    return "FOREIGN KEY constraint failed" in str(exc.orig)

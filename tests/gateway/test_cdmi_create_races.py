@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from werkzeug.test import TestResponse
 
 from gateway.store.models import CdmiObjectRow
@@ -97,6 +97,34 @@ def test_a_parent_deleted_before_the_transaction_is_404_and_leaves_nothing(
     assert "parent container" in description(response)
     count, files = snapshot_of(node)
     assert count == before[0] - 1 and files == before[1]
+    tree_is_whole(node)
+
+
+def test_a_parent_gone_between_the_transactions_read_and_its_insert_is_404(
+    c: Cdmi, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL lets a delete of the container commit after the create's transaction read it
+    (SQLite's writers never overlap); the foreign key then refuses the row. Forced here on both
+    by deleting the parent in the create's own transaction just before its insert: the answer
+    is the missing parent's 404, not a 409 for a path taken, and the rollback leaves all."""
+    c.mkdir("vanishing/")
+    before = snapshot_of(node)
+    service = node.nimbo.cdmi
+    insert = service._insert_new
+
+    def parent_gone_first(session: Any, row: CdmiObjectRow) -> None:
+        session.connection().execute(delete(CdmiObjectRow).where(CdmiObjectRow.id == row.parent_id))
+        insert(session, row)
+
+    monkeypatch.setattr(service, "_insert_new", parent_gone_first)
+
+    response = c.put("vanishing/obj", {"value": "v"})
+
+    assert response.status_code == 404, response.get_data()
+    assert "the parent container /cdmi/vanishing/ does not exist" in description(response)
+    monkeypatch.undo()
+    assert snapshot_of(node) == before
+    assert c.get("vanishing/").status_code == 200
     tree_is_whole(node)
 
 
@@ -208,9 +236,7 @@ def _together(*calls: Callable[[], TestResponse]) -> list[int]:
     return codes
 
 
-def test_concurrent_creates_of_one_path_make_one_object_and_one_value(
-    c: Cdmi, node: Node
-) -> None:
+def test_concurrent_creates_of_one_path_make_one_object_and_one_value(c: Cdmi, node: Node) -> None:
     c.mkdir("race/")
     for round_ in range(8):
         path = f"race/o{round_}"
@@ -225,9 +251,7 @@ def test_concurrent_creates_of_one_path_make_one_object_and_one_value(
     tree_is_whole(node)
 
 
-def test_creates_racing_the_delete_of_their_container_leave_no_orphan(
-    c: Cdmi, node: Node
-) -> None:
+def test_creates_racing_the_delete_of_their_container_leave_no_orphan(c: Cdmi, node: Node) -> None:
     for round_ in range(6):
         box = f"box{round_}/"
         c.mkdir(box)
