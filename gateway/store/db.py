@@ -34,6 +34,14 @@ from gateway.store import host_load, quota_use
 from gateway.store.models import Base, Meta
 
 GENERATION = "generation"
+RETIRED_INDEXES = (
+    "ix_entities_owner_load",
+    "ix_cdmi_objects_owner_kind_size",
+    "ix_cdmi_objects_group_kind_size",
+)
+"""Indexes stores made before gateway.store.quota_use have (the quota check summed from them);
+nothing reads them now and every write paid for them: :meth:`Store.create_schema` drops
+them."""
 _META = Meta.__table__.c
 _BUMP = update(Meta).where(Meta.key == GENERATION).values(value=Meta.value + 1)
 _SQLITE_GENERATION = select(_META.value).where(_META.key == GENERATION)
@@ -125,6 +133,8 @@ class Store:
             gate = self._gate.held() if self._gate is not None else _nothing()
             with gate, self.engine.begin() as connection:
                 self._add_new_columns(connection)
+                for index in RETIRED_INDEXES:
+                    connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
                 host_load.install(connection)
                 quota_use.install(connection)
         if self.is_sqlite:

@@ -139,8 +139,8 @@ class EntityRow(Base):
 
     __table_args__ = (
         Index("ix_entities_owner_kind", "owner", "kind", "created_at"),
-        # quota use: a holder's cores and memory summed from the index alone
-        Index("ix_entities_owner_load", "owner", "kind", "cores", "memory_mib"),
+        # a group's entities by kind (the group half of a listing's visibility condition).
+        # The name is from when the quota check summed cores and memory from it.
         Index("ix_entities_group_load", "group", "kind", "cores", "memory_mib"),
     )
 
@@ -275,15 +275,6 @@ class QuotaUse(Base):
     resource: Mapped[str] = mapped_column(String(32), primary_key=True)
     amount: Mapped[float] = mapped_column(Double, default=0.0)
 
-
-# The quota check sums a user's data object sizes from this index alone.
-Index(
-    "ix_cdmi_objects_owner_kind_size", CdmiObjectRow.owner, CdmiObjectRow.kind, CdmiObjectRow.size
-)
-# ... and a group's (the tenancy's ``group`` column), likewise.
-Index(
-    "ix_cdmi_objects_group_kind_size", CdmiObjectRow.group, CdmiObjectRow.kind, CdmiObjectRow.size
-)
 
 
 class AuditRecord(Base):

@@ -1,7 +1,8 @@
 """Quotas hold under concurrency, on SQLite and on PostgreSQL: 50 simultaneous compute creates
 against a quota of 10 cores let exactly 10 through; 30 simultaneous CDMI uploads against a byte
 quota that holds 10 of them likewise (no placement, so no host lock serialises those writers:
-only the quota check's own lock does)."""
+on PostgreSQL the holder's counter row does, which each write's trigger locks; see
+gateway.store.quota_use)."""
 
 from __future__ import annotations
 
