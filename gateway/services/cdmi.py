@@ -229,6 +229,14 @@ def state_of(row: RowMapping | CdmiObjectRow) -> ObjectState:
     )
 
 
+def granted_rights(tenancy: Tenancy, state: ObjectState, principal: Principal) -> int:
+    """Every right the object's ACL, then the group policy as ACEs (the ACL may deny what it
+    grants), give ``principal``; its token's scope is the caller's to check first (see
+    :meth:`CdmiService._held`)."""
+    aces = (*acl.from_stored(state.acl), *tenancy.group_aces())
+    return acl.granted(aces, acl_subject(principal), state.owner, acl.ALL_PERMS, state.group)
+
+
 def path_under(prefix: str) -> Any:
     """Rows whose path starts with ``prefix`` (no LIKE wildcards: names may hold % and _)."""
     return func.substr(T.path, 1, len(prefix)) == prefix
@@ -391,24 +399,16 @@ class CdmiService:
         if not self._may(state, principal, mask):
             raise Forbidden(f"{principal.name} may not {what} {self._describe(state)}")
 
-    def _aces(self, state: ObjectState) -> tuple[acl.Ace, ...]:
-        """The object's ACL, then the group policy as ACEs (the ACL may deny what it grants)."""
-        return (*acl.from_stored(state.acl), *self.tenancy.group_aces())
-
     def _held(self, state: ObjectState, principal: Principal) -> int:
         """Every right the principal holds on the object (none outside its scope). One
         evaluation of the ACL answers both :meth:`_sees` (any right) and :meth:`_may` (every
         bit of a mask held), since ACEs decide each bit on its own."""
         if not self._in_scope(state, principal):
             return 0
-        return acl.granted(
-            self._aces(state), acl_subject(principal), state.owner, acl.ALL_PERMS, state.group
-        )
+        return granted_rights(self.tenancy, state, principal)
 
     def _may(self, state: ObjectState, principal: Principal, mask: int) -> bool:
-        return self._in_scope(state, principal) and acl.allowed(
-            self._aces(state), acl_subject(principal), state.owner, mask, state.group
-        )
+        return self._held(state, principal) & mask == mask
 
     def _in_scope(self, state: ObjectState, principal: Principal) -> bool:
         """Within the reach of a scoped token (see gateway.services.tenancy.in_scope); the
@@ -419,12 +419,7 @@ class CdmiService:
         """Whether the object exists for the principal: it is within their scope and they
         hold some right on it. For everyone else every route answers as for a path or ID
         where nothing is (404)."""
-        if not self._in_scope(state, principal):
-            return False
-        held = acl.granted(
-            self._aces(state), acl_subject(principal), state.owner, acl.ALL_PERMS, state.group
-        )
-        return held != 0
+        return self._held(state, principal) != 0
 
     def _check_free(
         self,
@@ -728,22 +723,21 @@ class CdmiService:
     def _parent(
         self, session: Session, path: str, principal: Principal, mask: int
     ) -> CdmiObjectRow:
+        """The row of the container a new object at ``path`` goes in, once
+        :meth:`_parent_state` has passed it."""
         holder = parent_path(path)
         parent = session.scalars(select(CdmiObjectRow).where(CdmiObjectRow.path == holder)).first()
-        if parent is None or not self._sees(state_of(parent), principal):
-            raise NotFound(f"the parent container {self.root_uri}{holder} does not exist")
-        if parent.kind != CONTAINER:
-            raise NotFound(f"{self.root_uri}{holder.rstrip('/')} is not a container")
-        what = "create containers in" if path.endswith("/") else "create data objects in"
-        self._require(state_of(parent), principal, mask, what)
+        self._parent_state(parent, path, principal, mask)
+        assert parent is not None  # (_parent_state refuses a missing one)
         return parent
 
     def _parent_state(
-        self, family: Family, path: str, principal: Principal, mask: int
+        self, parent: RowMapping | CdmiObjectRow | None, path: str, principal: Principal, mask: int
     ) -> ObjectState:
-        """:meth:`_parent` from rows already read: the same refusals, in the same order."""
+        """The container ``parent`` (the row at the parent path of ``path``, None if there is
+        none) as a new object there needs it: one the principal sees (404), a container (404),
+        on which they hold ``mask`` (403)."""
         holder = parent_path(path)
-        parent = family[holder]
         state = state_of(parent) if parent is not None else None
         held = self._held(state, principal) if state is not None else 0
         if state is None or not held:
@@ -892,7 +886,7 @@ class CdmiService:
         if family is None:
             family = self._family(session, path)
         right = acl.ADD_SUBCONTAINER if kind == CONTAINER else acl.ADD_OBJECT
-        parent = self._parent_state(family, path, principal, right)
+        parent = self._parent_state(family[parent_path(path)], path, principal, right)
         self._check_free(session, path, target, principal, family)
         row = self._new_row(principal, parent, path, kind, explicit_acl, object_id)
         self._set_group(principal, row, asked_group, created=True)

@@ -31,8 +31,8 @@ from backends.blob import BlobStore
 from cdmi import acl, objectid
 from cdmi.model import CONTAINER, DATAOBJECT, SNAPSHOTS_DIR, ObjectState
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from gateway.services.cdmi import path_under
-from gateway.services.tenancy import Tenancy, acl_subject, in_scope
+from gateway.services.cdmi import granted_rights, path_under, state_of
+from gateway.services.tenancy import Tenancy, in_scope
 from gateway.store.db import Store
 from gateway.store.models import CdmiExport, CdmiObjectRow, EntityRow
 from occi import infrastructure as infra
@@ -183,15 +183,14 @@ def cdmi_export(
         below = path[len(root) :]
         query = query.where(CdmiObjectRow.path == (below if below.endswith("/") else below + "/"))
     container = session.scalars(query).first()
-    tenancy = Tenancy.from_config(config)
-    aces = (*acl.from_stored(container.acl or []), *tenancy.group_aces()) if container else ()
-    who = acl_subject(principal)
+    held = 0  # the principal's rights on the container (none: it does not exist for them)
     if (
-        container is None
-        or container.kind != CONTAINER
-        or not in_scope(principal, container.group)
-        or not acl.granted(aces, who, container.owner, acl.ALL_PERMS, container.group)
+        container is not None
+        and container.kind == CONTAINER
+        and in_scope(principal, container.group)
     ):
+        held = granted_rights(Tenancy.from_config(config), state_of(container), principal)
+    if container is None or not held:
         raise NotFound(f"no CDMI container {device if container_id else target}")
     export = session.get(CdmiExport, container.id)
     storage = session.get(EntityRow, export.storage_id) if export is not None else None
@@ -200,7 +199,7 @@ def cdmi_export(
             f"CDMI container {container.id} is not exported to OCCI: add "
             f'"exports": {{"{PROTOCOL}": {{}}}} to it first'
         )
-    if not acl.allowed(aces, who, container.owner, acl.READ_OBJECT, container.group):
+    if held & acl.READ_OBJECT != acl.READ_OBJECT:
         raise Forbidden(f"{principal.name} may not read CDMI container {container.id}")
     return LinkedExport(container, storage)
 
