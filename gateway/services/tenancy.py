@@ -178,21 +178,23 @@ class Tenancy:
     def sees(self, principal: Principal, owner: str | None, group: str | None) -> bool:
         """Whether the thing exists for the principal: an admin's, or in the principal's
         scope (:func:`in_scope`) and theirs, or shared with them by the policy."""
-        return principal.is_admin or (
-            in_scope(principal, group)
-            and (
-                owner == principal.name
-                or (self.policy != NONE and group is not None and group in principal.groups)
-            )
-        )
+        return self._holds(principal, owner, group, shared=self.policy != NONE)
 
     def may_change(self, principal: Principal, owner: str | None, group: str | None) -> bool:
         """As :meth:`sees`, for changing (``full`` policy for group members)."""
+        return self._holds(principal, owner, group, shared=self.policy == FULL)
+
+    @staticmethod
+    def _holds(
+        principal: Principal, owner: str | None, group: str | None, *, shared: bool
+    ) -> bool:
+        """:meth:`sees` or :meth:`may_change` for one thing; ``shared``: whether the policy
+        gives group members what is asked (as :meth:`_condition` does in SQL)."""
         return principal.is_admin or (
             in_scope(principal, group)
             and (
                 owner == principal.name
-                or (self.policy == FULL and group is not None and group in principal.groups)
+                or (shared and group is not None and group in principal.groups)
             )
         )
 
