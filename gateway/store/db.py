@@ -42,6 +42,8 @@ RETIRED_INDEXES = (
 """Indexes stores made before gateway.store.quota_use have (the quota check summed from them);
 nothing reads them now and every write paid for them: :meth:`Store.create_schema` drops
 them."""
+# Any number fits the advisory lock; this one is "nimbo" in ASCII.
+_POSTGRES_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(474901235311)"
 _META = Meta.__table__.c
 _BUMP = update(Meta).where(Meta.key == GENERATION).values(value=Meta.value + 1)
 _SQLITE_GENERATION = select(_META.value).where(_META.key == GENERATION)
@@ -128,10 +130,16 @@ class Store:
         )
 
     def create_schema(self) -> None:
+        """The tables, and what a store made by an older version lacks (columns, indexes,
+        triggers), by one schema writer at a time: on SQLite the write gate queues the
+        processes that start together, on PostgreSQL an advisory lock held to the end of the
+        transaction."""
         with _translated():
             Base.metadata.create_all(self.engine)
             gate = self._gate.held() if self._gate is not None else _nothing()
             with gate, self.engine.begin() as connection:
+                if not self.is_sqlite:
+                    connection.exec_driver_sql(_POSTGRES_SCHEMA_LOCK)
                 self._add_new_columns(connection)
                 for index in RETIRED_INDEXES:
                     connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")

@@ -91,9 +91,6 @@ _POSTGRES_INSTALLED = (
     "AND tgrelid = 'entities'::regclass"
 )
 
-# Any number fits the advisory lock; this one is "nimbo" in ASCII.
-_POSTGRES_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(474901235311)"
-
 _RECOUNT = """
     UPDATE hosts SET
         cores_used = COALESCE(
@@ -105,15 +102,14 @@ _RECOUNT = """
 
 def install(connection: Connection) -> None:
     """The triggers in place, in the caller's transaction; on first installation the
-    counters counted from the entities. The caller makes it the only schema writer on SQLite
-    (the write gate); on PostgreSQL an advisory lock does.
+    counters counted from the entities. The caller makes it the only schema writer
+    (:meth:`gateway.store.db.Store.create_schema`).
 
     On PostgreSQL creating the trigger locks ``entities`` against writes until this
     transaction ends, so the count cannot miss a concurrent create; the function is replaced
     on every call (no table lock), so a newer body reaches a store installed before."""
     postgres = connection.dialect.name == "postgresql"
     if postgres:
-        connection.exec_driver_sql(_POSTGRES_SCHEMA_LOCK)
         connection.exec_driver_sql(_POSTGRES_FUNCTION)
         installed = connection.exec_driver_sql(_POSTGRES_INSTALLED).first() is not None
     else:

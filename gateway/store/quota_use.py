@@ -231,21 +231,18 @@ _POSTGRES_INSTALLED = (
     "SELECT 1 FROM pg_trigger WHERE tgname = 'nimbo_quota_use_update' "
     "AND tgrelid = 'cdmi_objects'::regclass"
 )
-# The schema lock of gateway.store.host_load ("nimbo" in ASCII): one schema writer at a time.
-_POSTGRES_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(474901235311)"
 
 
 def install(connection: Connection) -> None:
     """The triggers in place, in the caller's transaction; on first installation the
-    counters counted from the rows. The caller makes it the only schema writer on SQLite (the
-    write gate); on PostgreSQL an advisory lock does.
+    counters counted from the rows. The caller makes it the only schema writer
+    (:meth:`gateway.store.db.Store.create_schema`).
 
     On PostgreSQL creating a trigger locks its table against writes until this transaction
     ends, so the count cannot miss a concurrent write; the functions are replaced on every
     call (no table lock), so a newer body reaches a store installed before."""
     postgres = connection.dialect.name == "postgresql"
     if postgres:
-        connection.exec_driver_sql(_POSTGRES_SCHEMA_LOCK)
         for table in _TABLES:
             connection.exec_driver_sql(_postgres_function(table))
         installed = connection.exec_driver_sql(_POSTGRES_INSTALLED).first() is not None
