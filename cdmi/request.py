@@ -1,6 +1,8 @@
 """Reading CDMI requests: version negotiation, media types, field selection and byte ranges.
 
-Pure functions over header and query strings; nothing here touches Flask or the store.
+Pure functions over header and query strings; nothing here touches Flask or the store. Those
+that read one header value remember their answers for the last :data:`HEADER_CACHE` values
+(clients send the same few, and every request reads three of them).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from gateway.errors import InvalidRequest, NotAcceptable
 
@@ -15,6 +18,8 @@ VERSION_HEADER = "X-CDMI-Specification-Version"
 # Ours, best first. 1.0.1 and 1.0.2 clients are answered in their version's vocabulary.
 SUPPORTED_VERSIONS = ("1.1.1", "1.1", "1.0.2", "1.0.1")
 _VERSION_KEY = {"1.1.1": (1, 1, 1), "1.1": (1, 1, 0), "1.0.2": (1, 0, 2), "1.0.1": (1, 0, 1)}
+HEADER_CACHE = 256
+"""Distinct header values whose parse is remembered, per function and process."""
 
 
 class CdmiType(StrEnum):
@@ -32,6 +37,7 @@ _ALIASES = {
 }
 
 
+@lru_cache(maxsize=HEADER_CACHE)  # a refusal raises every time: exceptions are not cached
 def negotiate_version(header: str | None) -> str | None:
     """The version to answer in, spelled as the client spelled it; None without a header.
 
@@ -72,6 +78,7 @@ class MediaType:
         return f"{cdmi}+json" if self.json_suffix else str(cdmi)
 
 
+@lru_cache(maxsize=HEADER_CACHE)
 def media_type(header: str | None) -> MediaType | None:
     if not header or not header.strip():
         return None
@@ -93,12 +100,13 @@ def media_type(header: str | None) -> MediaType | None:
     return MediaType(cdmi, suffix, raw, charset)
 
 
-def accepted_cdmi(accept: str | None) -> list[MediaType]:
+@lru_cache(maxsize=HEADER_CACHE)
+def accepted_cdmi(accept: str | None) -> tuple[MediaType, ...]:
     """The CDMI media types in an ``Accept`` header (in order)."""
     if not accept:
-        return []
+        return ()
     types = [media_type(part.split(";")[0]) for part in accept.split(",")]
-    return [t for t in types if t is not None and t.cdmi is not None]
+    return tuple(t for t in types if t is not None and t.cdmi is not None)
 
 
 def check_accept(accept: str | None, produced: CdmiType) -> MediaType | None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 
@@ -72,6 +77,32 @@ def build(config: Config) -> Nimbo:
     )
 
 
+class GatewayFlask(Flask):
+    """Flask, remembering which hooks and views are coroutine functions.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every ``before_request``, ``after_request``
+    and teardown hook and of the view on every request (about ten times a request here), and
+    the answer for a function never changes. Remembered per function object, weakly: a
+    callback made for one request (``after_this_request``) is forgotten with it, and a bound
+    method (a new object each time) is simply asked again.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synchronous: weakref.WeakKeyDictionary[Callable[..., Any], bool] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            synchronous = self._synchronous[func]
+        except (KeyError, TypeError):  # TypeError: no weak reference to it possible
+            synchronous = not inspect.iscoroutinefunction(func)
+            with contextlib.suppress(TypeError):
+                self._synchronous[func] = synchronous
+        return func if synchronous else super().ensure_sync(func)
+
+
 def _names(value: str) -> frozenset[str]:
     return frozenset(n.strip() for n in value.split(",") if n.strip())
 
@@ -80,7 +111,7 @@ def create_app(config: Config | None = None, nimbo: Nimbo | None = None) -> Flas
     config = config or load_config()
     nimbo = nimbo or build(config)
     logging.basicConfig(level=config.log_level)
-    app = Flask("nimbostratus")
+    app = GatewayFlask("nimbostratus")
     app.config.update(
         NIMBO_PUBLIC_URL=config.public_url,
         NIMBO_PAGE_DEFAULT=config.page_max,

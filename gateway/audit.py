@@ -42,7 +42,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -105,8 +105,15 @@ class Entry:
     operations: list[str] = field(default_factory=list)
     detail: str = ""
 
+    def _values(self) -> dict[str, Any]:
+        """The fields by name (a shallow copy: ``asdict`` deep-copies, a cost on every
+        request that changes something)."""
+        values = {name: getattr(self, name) for name in _ENTRY_FIELDS}
+        values["operations"] = list(self.operations)
+        return values
+
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "at": self.at.isoformat()})
+        return json.dumps({**self._values(), "at": self.at.isoformat()})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Entry:
@@ -115,7 +122,7 @@ class Entry:
         return cls(**values)
 
     def row(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = self._values()
         values["at"] = self.at.astimezone(UTC)
         values["path"] = self.path[:1024]
         values["entity"] = self.entity[:1024]
@@ -124,6 +131,9 @@ class Entry:
         values["action"] = self.action[:64]
         values["kind"] = self.kind[:64]
         return values
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 # --- what a request did ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ from cdmi import paths
 from cdmi.request import (
     CdmiType,
     Unsatisfiable,
+    accepted_cdmi,
     byte_range,
     check_accept,
     content_range,
@@ -53,6 +54,18 @@ def test_accept() -> None:
     assert chosen is not None and chosen.render(CdmiType.CONTAINER).endswith("+json")
     with pytest.raises(NotAcceptable):
         check_accept("application/cdmi-container", CdmiType.OBJECT)
+
+
+def test_header_parses_are_remembered_but_refusals_are_not() -> None:
+    accept = "application/cdmi-object, text/plain;q=0.5, application/cdmi-container+json"
+    first = accepted_cdmi(accept)
+    assert [t.raw for t in first] == ["application/cdmi-object", "application/cdmi-container+json"]
+    assert accepted_cdmi(accept) is first  # immutable, so it can be handed out again
+    assert accepted_cdmi(None) == () == accepted_cdmi("*/*")
+    assert media_type("application/cdmi-object") is media_type("application/cdmi-object")
+    for _ in range(2):  # a refusal is raised every time, never answered from memory
+        with pytest.raises(InvalidRequest):
+            negotiate_version("9.9")
 
 
 def test_selection() -> None:
