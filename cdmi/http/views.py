@@ -48,11 +48,12 @@ from gateway.errors import (
     PayloadTooLarge,
 )
 from gateway.hardening import base_url, body_chunks, incident, whole_body
-from gateway.services.cdmi import Redirect
+from gateway.services.cdmi_state import Redirect
 from occi.http.errors import extra_headers, status_for
 
 if TYPE_CHECKING:
-    from gateway.services.cdmi import CdmiService, ReadResult, ValueRead, Written
+    from gateway.services.cdmi import CdmiService
+    from gateway.services.cdmi_state import ReadResult, ValueRead, Written
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cdmi", __name__)

@@ -31,7 +31,7 @@ from backends.blob import BlobStore
 from cdmi import acl, objectid
 from cdmi.model import CONTAINER, DATAOBJECT, SNAPSHOTS_DIR, ObjectState
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from gateway.services.cdmi import granted_rights, path_under, state_of
+from gateway.services.cdmi_state import granted_rights, path_under, state_of
 from gateway.services.tenancy import Tenancy, in_scope
 from gateway.store.db import Store
 from gateway.store.models import CdmiExport, CdmiObjectRow, EntityRow
