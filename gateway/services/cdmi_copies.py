@@ -1,6 +1,7 @@
-"""CDMI copy, move and snapshots: whole trees copied or moved in one write transaction, values
-copied in the blob store before it (sparse files stay sparse), and snapshots as copies under
-the container's ``cdmi_snapshots/``.
+"""CDMI copy, move and snapshots. A copy or move of a whole tree is one write transaction: a
+copy stages each value as a copy in the blob store (its data extents only, so holes stay
+holes), checks the quota, and publishes the values as the transaction's last step; a failure
+discards them. A snapshot is such a copy, under the container's ``cdmi_snapshots/``.
 """
 
 from __future__ import annotations
