@@ -1,6 +1,7 @@
 """The base of the CDMI service (:class:`gateway.services.cdmi.CdmiService`): set-up, lookups
 by path and ID, the access checks (ACLs, group policy, token scope), and the write primitives
-every kind of write shares (locking rows, new rows, admission under quota, groups).
+every kind of write shares (locking rows; new rows and their admission: the parent's right, a
+free name, the group).
 """
 
 from __future__ import annotations
