@@ -524,7 +524,7 @@ class CdmiService(CdmiReads, CdmiCopies):
                 existing_object = self._seen(family[path.rstrip("/")], principal)
                 if existing_object is not None:
                     raise Conflict(f"{self.root_uri}{path.rstrip('/')} is a data object")
-                row = self._add(
+                row = self._admit(
                     session,
                     principal,
                     target,
@@ -534,6 +534,7 @@ class CdmiService(CdmiReads, CdmiCopies):
                     asked_group,
                     family=family,
                 )
+                self._flush_new(session, row)
                 if metadata_in is not None:
                     row.metadata_ = metadata_in
             else:

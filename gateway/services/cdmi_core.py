@@ -429,26 +429,6 @@ class CdmiCore:
             )
         return Conflict(f"{self.root_uri}{row.path} was created by someone else just now")
 
-    def _add(
-        self,
-        session: Session,
-        principal: Principal,
-        target: Target,
-        path: str,
-        kind: str,
-        explicit_acl: Any = None,
-        asked_group: Any = NO_GROUP,
-        object_id: str | None = None,
-        family: Family | None = None,
-    ) -> CdmiObjectRow:
-        """A new object at ``path`` (with ``object_id``, or a new one): see :meth:`_admit`;
-        the row flushed."""
-        row = self._admit(
-            session, principal, target, path, kind, explicit_acl, asked_group, object_id, family
-        )
-        self._flush_new(session, row)
-        return row
-
     def _admit(
         self,
         session: Session,

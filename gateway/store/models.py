@@ -276,7 +276,6 @@ class QuotaUse(Base):
     amount: Mapped[float] = mapped_column(Double, default=0.0)
 
 
-
 class AuditRecord(Base):
     """One state-changing request, refused login or admin command (see :mod:`gateway.audit`):
     who (``principal`` and the ``source`` that vouched for it; for a refused login the name
