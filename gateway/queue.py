@@ -56,10 +56,14 @@ class JobQueue:
         self, host: str | None, job: Callable[..., Any], entity_id: str, operation_id: str
     ) -> None:
         """Enqueue ``job(entity_id, operation_id)``; the RQ job id is the operation id, so
-        enqueueing the same operation twice leaves one job."""
+        enqueueing the same operation twice leaves one job.
+
+        One MULTI/EXEC: the queue's registration and the job go in one transaction (RQ on its
+        own sends the registration in a round trip of its own first)."""
         note_operation(operation_id)
         retries = self._config.job_retries
         with redis_errors():
+            pipe = self.connection.pipeline()
             self.queue(host).enqueue_call(
                 job,
                 args=(entity_id, operation_id),
@@ -71,7 +75,9 @@ class JobQueue:
                 if retries
                 else None,
                 description=f"{job.__name__}({entity_id})",
+                pipeline=pipe,
             )
+            pipe.execute()
 
     def call(self, host: str, job: Callable[..., T], *args: Any, wait: int) -> T:
         """Run ``job(*args)`` on the worker of ``host`` and return what it returns: a quick

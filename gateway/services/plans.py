@@ -195,9 +195,10 @@ class Planner:
         entity_id = parse_id(entity_id) if entity_id else None  # PUT at a URL of the client's
         if entity_id and new_id and new_id != entity_id:
             raise InvalidRequest(f"occi.core.id {given_id} differs from the URL's id {entity_id}")
-        new_id = entity_id or new_id or str(uuid.uuid4())
-        if self.session.get(EntityRow, new_id) is not None:
-            raise Conflict(f"an entity with id {new_id} exists already")
+        chosen = entity_id or new_id
+        if chosen is not None and self.session.get(EntityRow, chosen) is not None:
+            raise Conflict(f"an entity with id {chosen} exists already")
+        new_id = chosen or str(uuid.uuid4())  # a fresh UUID4 needs no look (nor gets one)
         defs = definitions(kind, mixins)
         if kind.is_a(infra.LINK):
             return self._link(kind, mixins, attrs, defs, new_id)
@@ -228,7 +229,9 @@ class Planner:
         attrs: dict[str, Any],
         host: str | None,
         message: str = "queued",
+        size: tuple[int, int] = (0, 0),
     ) -> EntityRow:
+        """The new resource's row, written now; ``size``: the cores and MiB it holds."""
         row = EntityRow(
             id=entity_id,
             kind=kind.type_id,
@@ -238,6 +241,8 @@ class Planner:
             state=_initial_state(kind),
             state_message=message,
             host=host,
+            cores=size[0],
+            memory_mib=size[1],
         )
         self.session.add(row)
         self.session.flush()  # before its mixin rows: there is no ORM relationship to order them
@@ -277,8 +282,7 @@ class Planner:
             policy=self.config.placement_policy,
             only=next(iter(storage_hosts)) if storage_hosts else None,
         )
-        row = self._row(kind, entity_id, attrs, host, note or "queued")
-        row.cores, row.memory_mib = cores, memory_mib
+        row = self._row(kind, entity_id, attrs, host, note or "queued", (cores, memory_mib))
         add_mixins(self.session, entity_id, mixins)
         for link, target in zip(links, targets, strict=True):
             self._inline_link(row, link, target)

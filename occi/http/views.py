@@ -269,8 +269,8 @@ def dispatch(path: str) -> Any:
     full = "/" + path
     prefix, _, entity_id = full.rpartition("/")
     kind = KIND_LOCATIONS.get(prefix + "/")
-    if kind is not None and entity_id:
-        return _entity(kind, entity_id)  # kind locations are fixed: no catalog lookup needed
+    if kind is not None:  # kind locations are fixed (no user mixin may take one): no catalog
+        return _entity(kind, entity_id) if entity_id else _collection(kind)
     occi, _ = _services()
     registry = occi.registry(current_principal())
     if full.endswith("/"):

@@ -4,6 +4,8 @@ failures end in ``error`` with a message; a dead queue refuses creates cleanly."
 from __future__ import annotations
 
 import pytest
+from rq import Queue
+from rq.job import JobStatus
 from rq.registry import FailedJobRegistry
 from sqlalchemy import delete, func, select, update
 
@@ -87,6 +89,34 @@ def test_enqueueing_the_same_operation_again_runs_it_once_more_harmlessly(node: 
     assert state(node, location) == ("inactive", None)
     assert node.driver().compute_info(entity_id(location)).state is PowerState.STOPPED
     assert failed_jobs(node) == []
+
+
+def test_a_create_registers_its_queue_and_job_in_one_transaction(
+        node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipelines: list[list[str]] = []
+    real_pipeline = node.connection.pipeline
+
+    def counted(*args: object, **kwargs: object) -> object:
+        pipe = real_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+        real_execute = pipe.execute
+
+        def execute(*a: object, **k: object) -> object:
+            pipelines.append([str(c[0][0]) for c in pipe.command_stack])
+            return real_execute(*a, **k)  # type: ignore[arg-type]
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(node.connection, "pipeline", counted)
+    location = node.create_compute()
+
+    assert len(pipelines) == 1, pipelines
+    assert {"SADD", "HSET", "RPUSH"} <= set(pipelines[0])
+    queue = Queue(host_queue_name("host-a"), connection=node.connection)
+    assert queue.key.encode() in node.connection.smembers(Queue.redis_queues_keys)
+    [provision] = operations(node, location, "provision")
+    assert queue.job_ids == [f"op-{provision.id}"]
+    assert queue.fetch_job(f"op-{provision.id}").get_status() == JobStatus.QUEUED
 
 
 @pytest.mark.libvirt

@@ -595,6 +595,19 @@ def test_an_id_naming_a_volume_of_the_gateway_is_refused(node: Node, wanted: str
     assert node.count_entities() == 0
 
 
+def test_a_create_with_the_id_of_an_entity_that_exists_is_409(node: Node) -> None:
+    taken = "0d4c5e2a-7b1f-4c3d-9e8a-112233445566"
+    first = node.post_text("/compute/", text_plain(compute_categories(), {"occi.core.id": taken}))
+    assert first.status_code == 201, first.get_data(as_text=True)
+
+    again = node.post_text("/storage/", text_plain(
+        [category("storage", INFRA, "kind")], {"occi.storage.size": 1.0, "occi.core.id": taken}))
+
+    assert again.status_code == 409
+    assert f"an entity with id {taken} exists already" in again.get_data(as_text=True)
+    assert node.count_entities() == 1
+
+
 def test_put_with_a_different_id_is_400(node: Node) -> None:
     body = text_plain(compute_categories(),
                       {"occi.core.id": "urn:uuid:aaaaaaaa-7b1f-4c3d-9e8a-112233445566"})
