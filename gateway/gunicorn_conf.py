@@ -66,10 +66,13 @@ limit_request_field_size = _limits.request_field_bytes
 def post_worker_init(worker: Any) -> None:
     """Each worker moves audit records from Redis into the store (gateway.audit); the first
     worker of a start (age 1; not one that replaces another) sweeps orphaned CDMI blobs in
-    the background (gateway.services.cdmi_sweep)."""
+    the background (gateway.services.cdmi_sweep). The app is loaded: the garbage collector
+    stops walking what it keeps (gateway.collector)."""
     from gateway.audit import start_flusher
+    from gateway.collector import settle
     from gateway.services.cdmi_sweep import sweep_in_background
 
+    settle()
     start_flusher(worker.wsgi)
     if worker.age == 1:
         sweep_in_background(worker.wsgi)

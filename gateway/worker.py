@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from rq import SimpleWorker
 
 from backends.registry import open_driver
+from gateway.collector import settle
 from gateway.config import Config
 from gateway.errors import NimboError
 from gateway.queue import GENERAL_QUEUE, JobQueue, connect, host_queue_name
@@ -81,6 +82,7 @@ def run_worker(config: Config, host: str, uri: str, *, burst: bool = False) -> N
         connection=connection,
         name=f"nimbo-{host}-{datetime.now(UTC):%H%M%S%f}",
     )
+    settle()
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=config.log_level)
     finally:

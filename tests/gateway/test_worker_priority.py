@@ -37,9 +37,12 @@ def test_a_burst_worker_runs_at_the_configured_niceness(redis_url: str, tmp_path
         f"config = Config({{'data_dir': {str(tmp_path)!r}, 'redis_url': {redis_url!r},"
         " 'worker_nice': 7, 'log_level': 'WARNING'})\n"
         "run_worker(config, 'host-a', 'test:///default', burst=True)\n"
-        "print(os.getpriority(os.PRIO_PROCESS, 0))\n"
+        "import gc\n"
+        "from gateway.collector import THRESHOLDS\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0), gc.get_threshold() == THRESHOLDS,"
+        " gc.get_freeze_count() > 0)\n"
     )
-    assert _in_child(code) == "7"
+    assert _in_child(code) == "7 True True"  # and its garbage collector settled (gateway.collector)
 
 
 @pytest.mark.parametrize(("before", "asked", "after"), [(0, 10, 10), (15, 10, 15), (3, 0, 3)])
