@@ -10,7 +10,7 @@ and another host is chosen when a concurrent create took the room meanwhile.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import CapacityExceeded, ServiceUnavailable
@@ -27,6 +27,21 @@ _ORDER = {
 }
 _LARGEST = (_MEMORY_FREE.desc(), _CORES_FREE.desc(), Host.name.asc())
 _LOCK_ATTEMPTS = 50
+_ENABLED = Host.enabled.is_(True)
+_ONLY = Host.name == bindparam("only")
+_FITS = (bindparam("cores") <= _CORES_LEFT) & (bindparam("memory_mib") <= _MEMORY_LEFT)
+# Built once (building one is a third of its cost): by policy, and whether one host is named.
+_CHOOSE = {
+    (policy, named): select(Host.name)
+    .where(_ENABLED, *((_ONLY,) if named else ()), _FITS)
+    .order_by(*order)
+    .limit(1)
+    for policy, order in _ORDER.items()
+    for named in (False, True)
+}
+_RECHECK = (
+    select(Host.name).where(Host.name == bindparam("chosen"), _ENABLED, _FITS).with_for_update()
+)
 
 
 def place(
@@ -38,23 +53,25 @@ def place(
     ``striping`` the one with the most. ``only`` restricts the choice to one host (a compute
     whose disks already live there). Raises CapacityExceeded naming what was short.
     """
-    candidates: list[ColumnElement[bool]] = [Host.enabled.is_(True)]
-    if only is not None:
-        candidates.append(Host.name == only)
-    fits: ColumnElement[bool] = (cores <= _CORES_LEFT) & (memory_mib <= _MEMORY_LEFT)
-    choose = select(Host.name).where(*candidates, fits).order_by(*_ORDER[policy]).limit(1)
+    choose = _CHOOSE[policy, only is not None]
+    params = {"cores": cores, "memory_mib": memory_mib, "only": only}
     locking = session.get_bind().dialect.name == "postgresql"
+    # Core on the session's connection (a tenth of an ORM statement's CPU, inside the write
+    # lock), flushed first: the entities this transaction placed already count.
+    session.flush()
+    connection = session.connection()
     for _ in range(_LOCK_ATTEMPTS):
-        # session.execute flushes first: entities this transaction placed already count
-        chosen = session.scalar(choose)
+        chosen = connection.execute(choose, params).scalar()
         if chosen is None:
+            candidates: list[ColumnElement[bool]] = [_ENABLED]
+            if only is not None:
+                candidates.append(Host.name == only)
             raise _no_room(session, candidates, cores, memory_mib, only)
         if not locking:
-            return chosen
+            return str(chosen)
         # Waits for a concurrent create holding the row, then re-reads it: still fits or not.
-        recheck = select(Host.name).where(Host.name == chosen, *candidates, fits)
-        if session.scalar(recheck.with_for_update()) is not None:
-            return chosen
+        if connection.execute(_RECHECK, {**params, "chosen": chosen}).scalar() is not None:
+            return str(chosen)
     raise ServiceUnavailable("placement: hosts kept filling up under concurrent creates; retry")
 
 

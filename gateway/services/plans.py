@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from auth.principal import Principal
 from backends.base import config_drive_volume_id
@@ -29,7 +29,7 @@ from gateway.services.cdmi_exports import cdmi_export
 from gateway.services.context import check_context
 from gateway.services.images import SAVED_IMAGE_PREFIX
 from gateway.services.tenancy import GROUP_ATTRIBUTE, OWNER_ATTRIBUTE, Tenancy, group_name
-from gateway.store.models import EntityMixin, EntityRow, Host, Image, Operation
+from gateway.store.models import Base, EntityMixin, EntityRow, Host, Image, Operation, utcnow
 from occi import infrastructure as infra
 from occi.core import EntityRequest, Kind, LinkRequest, Mixin
 from occi.registry import Registry
@@ -52,6 +52,12 @@ _UUID = re.compile(
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,63}$")
 
 JobFunc = Callable[[str, str], None]
+
+# Core statements of the create path (see operation): the tables' Python defaults apply.
+_INSERT_OPERATION = insert(Base.metadata.tables[Operation.__tablename__])
+_INSERT_MIXIN = insert(Base.metadata.tables[EntityMixin.__tablename__])
+_INSERT_ENTITY = insert(Base.metadata.tables[EntityRow.__tablename__])
+_IMAGE_STATE = select(Image.state, Image.origin_compute).where(Image.term == bindparam("term"))
 
 # Resources placed on a host by policy alone (no sizes), and the job that makes them there.
 PROVISION: dict[Kind, JobFunc] = {
@@ -124,14 +130,30 @@ def operation(
     host: str | None,
     params: dict[str, Any] | None = None,
 ) -> str:
+    """A new operation record (queued), by Core on the session's connection: written now and
+    seen by the transaction's later statements. Through the ORM's unit of work each such row
+    cost more CPU than its INSERT, inside the store's write lock (see gateway.store.db)."""
     op_id = str(uuid.uuid4())
-    session.add(Operation(id=op_id, entity_id=entity_id, verb=verb, params=params or {}, host=host))
+    session.connection().execute(
+        _INSERT_OPERATION,
+        {"id": op_id, "entity_id": entity_id, "verb": verb, "params": params or {}, "host": host},
+    )
     return op_id
 
 
 def add_mixins(session: Session, entity_id: str, mixins: list[Mixin], start: int = 0) -> None:
-    for position, mixin in enumerate(mixins, start=start):
-        session.add(EntityMixin(entity_id=entity_id, mixin=mixin.type_id, position=position))
+    """The entity's mixin rows, from position ``start`` on, by Core as :func:`operation`'s;
+    the session is flushed first so that the entity row they refer to is written."""
+    if not mixins:
+        return
+    session.flush()
+    session.connection().execute(
+        _INSERT_MIXIN,
+        [
+            {"entity_id": entity_id, "mixin": mixin.type_id, "position": position}
+            for position, mixin in enumerate(mixins, start=start)
+        ],
+    )
 
 
 def owned(
@@ -231,21 +253,34 @@ class Planner:
         message: str = "queued",
         size: tuple[int, int] = (0, 0),
     ) -> EntityRow:
-        """The new resource's row, written now; ``size``: the cores and MiB it holds."""
-        row = EntityRow(
-            id=entity_id,
-            kind=kind.type_id,
-            owner=self.principal.name,
-            group=self.group,
-            attributes={k: v for k, v in attrs.items() if v is not None},
-            state=_initial_state(kind),
-            state_message=message,
-            host=host,
-            cores=size[0],
-            memory_mib=size[1],
-        )
+        """The new resource's row, written now (before its mixin rows, which refer to it);
+        ``size``: the cores and MiB it holds.
+
+        By Core, as :func:`operation`'s rows; the row returned is in the session as if it had
+        been read (every column set), so that a change to it is written as an UPDATE."""
+        now = utcnow()
+        values = {
+            "id": entity_id,
+            "kind": kind.type_id,
+            "owner": self.principal.name,
+            "group": self.group,
+            "attributes": {k: v for k, v in attrs.items() if v is not None},
+            "state": _initial_state(kind),
+            "state_message": message,
+            "host": host,
+            "cores": size[0],
+            "memory_mib": size[1],
+            "source": None,
+            "target": None,
+            "target_id": None,
+            "deleting": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.session.connection().execute(_INSERT_ENTITY, values)
+        row = EntityRow(**values)
+        make_transient_to_detached(row)
         self.session.add(row)
-        self.session.flush()  # before its mixin rows: there is no ORM relationship to order them
         return row
 
     def _compute(
@@ -292,7 +327,7 @@ class Planner:
     def _check_image_ready(self, os_tpl: Mixin) -> None:
         """A compute cannot start from an image a ``save`` is still copying: 409 until the
         copy is whole (a failed save takes its template back: gateway.jobs.act_on_compute)."""
-        image = self.session.get(Image, os_tpl.term)
+        image = self.session.connection().execute(_IMAGE_STATE, {"term": os_tpl.term}).first()
         if image is not None and image.state == "saving":
             raise Conflict(
                 f"os_tpl {os_tpl.term} is still being saved from compute "
