@@ -22,7 +22,7 @@ Parsing
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway import json_limits
@@ -189,15 +189,27 @@ def categories_object(categories: Sequence[Category]) -> dict[str, list[dict[str
     }
 
 
-def collection_object(entities: Sequence[Entity]) -> dict[str, list[dict[str, Any]]]:
-    resources = [resource_object(e) for e in entities if not isinstance(e, Link)]
-    links = [link_object(e) for e in entities if isinstance(e, Link)]
-    out: dict[str, list[dict[str, Any]]] = {}
+def entity_text(entity: Entity) -> str:
+    """The compact JSON text of :func:`entity_object`: an entity's rendering without its final
+    newline, and what a collection holds for it."""
+    return json.dumps(entity_object(entity), separators=(",", ":"), ensure_ascii=False)
+
+
+def collection_text(
+    entities: Sequence[Entity], text_of: Callable[[Entity], str] = entity_text
+) -> str:
+    """The compact JSON text of a collection, ``{"resources": [...], "links": [...]}`` (the
+    resources, or an empty list of them when there are no members; links when there are
+    some), joined from each member's text (``text_of``: :func:`entity_text`, or a memo of
+    it): the same characters json.dumps makes of the whole document."""
+    resources = [text_of(e) for e in entities if not isinstance(e, Link)]
+    links = [text_of(e) for e in entities if isinstance(e, Link)]
+    parts = []
     if resources or not links:
-        out["resources"] = resources
+        parts.append('"resources":[' + ",".join(resources) + "]")
     if links:
-        out["links"] = links
-    return out
+        parts.append('"links":[' + ",".join(links) + "]")
+    return "{" + ",".join(parts) + "}"
 
 
 class JsonRenderer:
@@ -213,10 +225,18 @@ class JsonRenderer:
         return Rendered(body.encode("utf-8"), self.media_type)
 
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
-        return self._render(entity_object(entity))
+        return Rendered((entity_text(entity) + "\n").encode("utf-8"), self.media_type)
 
-    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return self._render(collection_object(entities))
+    def collection(
+        self,
+        entities: Sequence[Entity],
+        ctx: RenderContext,
+        text_of: Callable[[Entity], str] = entity_text,
+    ) -> Rendered:
+        """``text_of``: each member's :func:`entity_text`, from a memo of the caller's (the
+        text does not depend on ``ctx``: locations are rendered relative)."""
+        body = collection_text(entities, text_of) + "\n"
+        return Rendered(body.encode("utf-8"), self.media_type)
 
     def locations(self, locations: Sequence[str], ctx: RenderContext) -> Rendered:
         return self._render([ctx.absolute(location) for location in locations])
