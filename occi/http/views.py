@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.exceptions import HTTPException
@@ -54,6 +54,8 @@ RENDERING_MEMO_ENTRIES = 512  # per process; a rendering is about the size of it
 # per process: the JSON texts of listed entities (about 0.8 KB a compute), as many as the
 # entity cache holds by default (gateway.defaults entity_cache_size)
 JSON_TEXT_MEMO_ENTRIES = 10_000
+_Key = TypeVar("_Key")
+_Made = TypeVar("_Made")
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
@@ -80,14 +82,9 @@ class RenderingMemo:
 
     def entity(self, renderer: Renderer, entity: Entity, ctx: RenderContext) -> Rendered:
         key = (id(entity), renderer.media_type, ctx.base_url)
-        found = self._entries.get(key)
-        if found is not None and found[0] is entity:
-            return found[1]
-        rendered = renderer.entity(entity, ctx)
-        if len(self._entries) >= self.capacity:
-            self._entries.clear()  # (dict operations are atomic: threads need no lock)
-        self._entries[key] = (entity, rendered)
-        return rendered
+        return _kept(
+            self._entries, key, entity, self.capacity, lambda: renderer.entity(entity, ctx)
+        )
 
     def collection(
         self, renderer: Renderer, entities: Sequence[Entity], ctx: RenderContext
@@ -100,14 +97,29 @@ class RenderingMemo:
         return renderer.collection(entities, ctx)
 
     def _json_text(self, entity: Entity) -> str:
-        found = self._texts.get(id(entity))
-        if found is not None and found[0] is entity:
-            return found[1]
-        text = entity_text(entity)
-        if len(self._texts) >= self.text_capacity:
-            self._texts.clear()
-        self._texts[id(entity)] = (entity, text)
-        return text
+        return _kept(
+            self._texts, id(entity), entity, self.text_capacity, lambda: entity_text(entity)
+        )
+
+
+def _kept(
+    entries: dict[_Key, tuple[Entity, _Made]],
+    key: _Key,
+    entity: Entity,
+    capacity: int,
+    make: Callable[[], _Made],
+) -> _Made:
+    """What ``make`` makes of ``entity``, kept in ``entries`` under ``key`` with the object
+    itself: served again only for that very object; at ``capacity`` entries all are dropped
+    (dict operations are atomic: threads need no lock)."""
+    found = entries.get(key)
+    if found is not None and found[0] is entity:
+        return found[1]
+    made = make()
+    if len(entries) >= capacity:
+        entries.clear()
+    entries[key] = (entity, made)
+    return made
 
 
 _RENDERINGS = RenderingMemo(RENDERING_MEMO_ENTRIES, JSON_TEXT_MEMO_ENTRIES)
